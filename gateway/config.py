@@ -1,0 +1,235 @@
+"""Settings: one frozen dataclass, built once from the environment and the command line.
+
+No other module reads ``os.environ``. Every setting has a ``GATEWAY_*`` variable
+(``DATABASE_URL`` for the database) and a ``serve`` flag; a flag wins over the
+variable, the variable over the default. A bad value fails fast with a message that
+names the setting and what it accepts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value the gateway cannot use; the message says which and why."""
+
+
+def _default_data_dir() -> str:
+    return str(Path.home() / ".local" / "share" / "pg-sse-gateway" / "pgdata")
+
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+
+
+def _tables(value: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    for name in names:
+        if not _TABLE_NAME.match(name):
+            raise ValueError(f"{name!r} is not a table name (use name or schema.name)")
+    return names
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be zero or a positive whole number")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a positive number")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("must be between 0 and 65535 (0 picks a free port)")
+    return number
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be one of debug, info, warning, error")
+    return level
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _setting(
+    default: Any, env: str, parse: Callable[[str], Any], help: str, metavar: str = ""
+) -> Any:
+    return field(
+        default=default,
+        metadata={"env": env, "parse": parse, "help": help, "metavar": metavar},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway can be told. Build it with :func:`load_settings`."""
+
+    host: str = _setting("127.0.0.1", "GATEWAY_HOST", _text, "address to listen on", "ADDR")
+    port: int = _setting(8080, "GATEWAY_PORT", _port, "port to listen on (0: any free port)", "N")
+    database_url: str = _setting(
+        "",
+        "DATABASE_URL",
+        _text,
+        "PostgreSQL 13+ to use; empty starts an embedded server under --data-dir",
+        "DSN",
+    )
+    data_dir: str = _setting(
+        _default_data_dir(),
+        "GATEWAY_DATA_DIR",
+        _text,
+        "data directory of the embedded Postgres (kept between runs)",
+        "PATH",
+    )
+    expose: tuple[str, ...] = _setting(
+        ("todos",),
+        "GATEWAY_EXPOSE",
+        _tables,
+        "comma-separated tables served under /api and watched for changes",
+        "TABLES",
+    )
+    demo: bool = _setting(
+        False, "GATEWAY_DEMO", _flag, "seed demo todos when the table is empty", "BOOL"
+    )
+    heartbeat: float = _setting(
+        15.0, "GATEWAY_HEARTBEAT", _positive_float, "seconds between SSE heartbeat comments", "S"
+    )
+    retry_ms: int = _setting(
+        2000,
+        "GATEWAY_RETRY_MS",
+        _non_negative_int,
+        "reconnect delay the SSE retry: field tells clients",
+        "MS",
+    )
+    subscriber_buffer: int = _setting(
+        4 * 1024 * 1024,
+        "GATEWAY_SUBSCRIBER_BUFFER",
+        _positive_int,
+        "bytes a subscriber may fall behind before it is disconnected",
+        "BYTES",
+    )
+    max_body: int = _setting(
+        1024 * 1024, "GATEWAY_MAX_BODY", _positive_int, "largest request body accepted", "BYTES"
+    )
+    page_limit: int = _setting(
+        1000, "GATEWAY_PAGE_LIMIT", _positive_int, "largest ?limit= a list request may ask", "N"
+    )
+    pool_size: int = _setting(
+        10, "GATEWAY_POOL_SIZE", _positive_int, "database connections for HTTP requests", "N"
+    )
+    journal_retention: float = _setting(
+        86400.0,
+        "GATEWAY_JOURNAL_RETENTION",
+        _positive_float,
+        "seconds of history kept for resuming clients",
+        "S",
+    )
+    journal_max_rows: int = _setting(
+        1_000_000,
+        "GATEWAY_JOURNAL_MAX_ROWS",
+        _positive_int,
+        "most journal rows kept, whatever their age",
+        "N",
+    )
+    prune_interval: float = _setting(
+        60.0, "GATEWAY_PRUNE_INTERVAL", _positive_float, "seconds between journal prunes", "S"
+    )
+    listener_check: float = _setting(
+        5.0,
+        "GATEWAY_LISTENER_CHECK",
+        _positive_float,
+        "seconds of silence after which the listener checks its connection",
+        "S",
+    )
+    log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL", _log_level, "debug, info, warning, error", "LEVEL")
+
+    @property
+    def embedded(self) -> bool:
+        """True when the gateway runs its own Postgres (no DATABASE_URL given)."""
+        return not self.database_url
+
+
+def _parse(name: str, raw: str, source: str) -> Any:
+    meta = next(f.metadata for f in fields(Settings) if f.name == name)
+    try:
+        return meta["parse"](raw)
+    except ValueError as exc:
+        raise ConfigError(f"{source}={raw!r}: {exc}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` one flag per setting; defaults stay unset so env can fill them."""
+    for setting in fields(Settings):
+        meta = setting.metadata
+        flag = "--" + setting.name.replace("_", "-")
+        default = setting.default
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        parser.add_argument(
+            flag,
+            dest=setting.name,
+            default=None,
+            metavar=meta["metavar"] or None,
+            help=f"{meta['help']} (env {meta['env']}, default {shown!s})",
+        )
+
+
+def load_settings(
+    args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge defaults, environment and command-line flags into one ``Settings``."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in fields(Settings):
+        flag_value = getattr(args, setting.name, None) if args is not None else None
+        if flag_value is not None:
+            values[setting.name] = _parse(setting.name, str(flag_value), "--" + setting.name.replace("_", "-"))
+        elif setting.metadata["env"] in env:
+            values[setting.name] = _parse(setting.name, env[setting.metadata["env"]], setting.metadata["env"])
+    settings = Settings(**values)
+    if "demo" not in values and settings.embedded:
+        settings = Settings(**{**values, "demo": True})
+    return settings
+
+
+def settings_table() -> Sequence[tuple[str, str, str, str]]:
+    """(flag, env, default, help) rows, for the README and ``--help``."""
+    rows = []
+    for setting in fields(Settings):
+        default = setting.default
+        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        rows.append(
+            ("--" + setting.name.replace("_", "-"), setting.metadata["env"], shown, setting.metadata["help"])
+        )
+    return rows

@@ -1,0 +1,126 @@
+"""The listener: the one LISTEN connection of a gateway process.
+
+A notification only says "something committed"; what committed is read from the
+journal with the snapshot-delta question of :mod:`gateway.journal`. So a lost
+notification, a burst folded into one wake-up, or a connection that was down for
+a minute all end the same way: the next read returns exactly what the hub has not
+seen, in id order, nothing twice.
+
+The connection is dedicated (a pooled one would keep its LISTEN after release),
+has TCP keepalives so a silent network drop is noticed, and is checked with the
+same journal read whenever it has been quiet for ``check_interval`` seconds. On
+any error it is dropped and reopened with capped exponential backoff; the drop
+and the recovery are logged once each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiopg
+import psycopg2
+
+from .db import describe_connect_error
+from .hub import Hub
+from .journal import CURRENT_POSITION, Snapshot, fetch_newly_visible
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "gateway_journal"
+
+# libpq options for the LISTEN connection: notice a dead peer within ~30 s.
+_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+class Listener:
+    """Feeds the hub from Postgres; ``connected`` says whether it is live right now."""
+
+    def __init__(self, dsn: str, hub: Hub, check_interval: float, query_timeout: float = 30.0) -> None:
+        self._dsn = dsn
+        self._hub = hub
+        self._check_interval = check_interval
+        self._query_timeout = query_timeout
+        self._snapshot: Snapshot | None = None
+        self.connected = False
+        self.reconnects = 0
+        self.batches = 0
+        self.last_batch_at = 0.0
+        self._started = asyncio.Event()
+        self._down = False  # a drop was logged and no recovery yet
+
+    async def wait_started(self) -> None:
+        """Wait until the first connection has set the hub's position."""
+        await self._started.wait()
+
+    async def run(self) -> None:
+        """Run until cancelled, reconnecting as often as needed."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._session()
+            except (psycopg2.Error, OSError, TimeoutError, RuntimeError) as exc:
+                if self.connected:
+                    self.reconnects += 1
+                    log.warning("listener lost its database connection (%s); reconnecting", _first_line(exc))
+                    backoff = 0.1
+                elif not self._down:
+                    log.warning("listener cannot connect: %s; retrying", describe_connect_error(self._dsn, exc))
+                self.connected = False
+                self._down = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _session(self) -> None:
+        """One connection's life: LISTEN, catch up, then follow notifications."""
+        conn = await aiopg.connect(self._dsn, timeout=10.0, **_KEEPALIVES)
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(f"LISTEN {CHANNEL}")
+                if self._snapshot is None:
+                    await cur.execute(CURRENT_POSITION)
+                    snap_text, position = await cur.fetchone()
+                    self._snapshot = Snapshot.parse(snap_text)
+                    self._hub.position = int(position)
+                    self._started.set()
+                else:
+                    await self._read(cur)
+                if self._down:
+                    log.info("listener connected and caught up (position %d)", self._hub.position)
+                    self._down = False
+                self.connected = True
+                notifies = conn.notifies
+                while True:
+                    try:
+                        await asyncio.wait_for(notifies.get(), self._check_interval)
+                    except TimeoutError:
+                        pass  # quiet for a while: the read below doubles as a health check
+                    while not notifies.empty():
+                        await notifies.get()
+                    await self._read(cur)
+        finally:
+            conn.close()
+
+    async def _read(self, cur: object) -> None:
+        assert self._snapshot is not None
+        snap, events = await asyncio.wait_for(
+            fetch_newly_visible(cur, self._snapshot), self._query_timeout
+        )
+        self._snapshot = snap
+        if events:
+            self.batches += 1
+            self.last_batch_at = time.time()
+            self._hub.publish(events, snap)
+        else:
+            self._hub.advance(snap)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,41 @@
+"""Journal retention: delete history older than the configured age or row count.
+
+Runs in every gateway process; ``gateway.prune()`` lets only one prune at a time
+and deletes in short batches, so writers never wait on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiopg
+import psycopg2
+
+log = logging.getLogger(__name__)
+
+_PRUNE = "SELECT gateway.prune(%(age)s * interval '1 second', %(rows)s)"
+
+
+async def prune_once(pool: aiopg.Pool, max_age: float, max_rows: int) -> int:
+    """Prune until nothing is left to prune; return how many rows went."""
+    total = 0
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        while True:
+            await cur.execute(_PRUNE, {"age": max_age, "rows": max_rows})
+            (deleted,) = await cur.fetchone()
+            total += deleted
+            if deleted == 0:
+                return total
+
+
+async def prune_forever(pool: aiopg.Pool, max_age: float, max_rows: int, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            deleted = await prune_once(pool, max_age, max_rows)
+        except (psycopg2.Error, TimeoutError) as exc:
+            log.warning("journal prune failed, will retry: %s", str(exc).strip().splitlines()[0])
+            continue
+        if deleted:
+            log.info("pruned %d journal rows", deleted)

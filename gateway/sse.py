@@ -1,0 +1,45 @@
+"""The SSE wire format, bytes in and bytes out: no sockets, no aiohttp.
+
+Lines end in a bare ``\\n`` (the spec accepts ``\\n``, ``\\r`` and ``\\r\\n``; one byte
+is the cheapest). ``data:`` always holds one JSON document on one line, so a
+browser's ``event.data`` is exactly that JSON.
+"""
+
+from __future__ import annotations
+
+from .journal import Event
+
+HEARTBEAT = b": heartbeat\n\n"
+
+
+def encode_event(event: Event) -> bytes:
+    """The bytes of one event, encoded once and shared by every subscriber."""
+    return f"id: {event.id}\nevent: {event.op}\ndata: {event.data_json()}\n\n".encode()
+
+
+def encode_message(event_type: str, data_json: str, event_id: int | None = None) -> bytes:
+    """A gateway-made event (``refetch``), same framing as journal events."""
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}\n")
+    lines.append(f"event: {event_type}\n")
+    lines.append(f"data: {data_json}\n\n")
+    return "".join(lines).encode()
+
+
+def encode_preamble(retry_ms: int, cursor: int | None) -> bytes:
+    """The first bytes of a stream: the reconnect delay and, for a fresh client, a cursor.
+
+    An ``id:`` field with no ``data:`` sets the browser's lastEventId without
+    dispatching an event, so a client that reconnects before its first event still
+    resumes from the moment it connected.
+    """
+    text = f"retry: {retry_ms}\n"
+    if cursor is not None:
+        text += f"id: {cursor}\n"
+    return (text + "\n").encode()
+
+
+def encode_comment(text: str) -> bytes:
+    """A comment line: ignored by EventSource, visible in curl -N."""
+    return "".join(f": {line}\n" for line in text.splitlines()).encode() + b"\n"

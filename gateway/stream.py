@@ -1,0 +1,156 @@
+"""GET /events: one SSE response per client, fed by the hub.
+
+Order of a connection: validate (400s are JSON, before any stream byte), subscribe
+to the hub, then either send a cursor (fresh client) or replay the journal from
+the client's cursor while live events wait, then stream live events until the
+client leaves, the hub closes the subscriber, or the server stops.
+
+aiohttp-sse's ``EventSourceResponse`` provides the headers, the keep-alive ping and
+the TCP user timeout; events are written as bytes the hub encoded once for all
+subscribers rather than through its per-client ``send()`` formatting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+
+import aiopg
+import psycopg2
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from .errors import ApiError
+from .hub import Subscriber, SubscriberClosed
+from .journal import PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
+from .sse import encode_comment, encode_event, encode_message, encode_preamble
+from .state import HUB, POOL, SETTINGS
+
+log = logging.getLogger(__name__)
+
+MAX_TOPICS = 32
+_TOPIC = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
+_CURSOR = re.compile(r"^[0-9]{1,19}$")
+
+
+def parse_topics(request: web.Request) -> list[str]:
+    topics = request.query.getall("topic", [])
+    if not topics:
+        raise ApiError(400, "missing_topic", "name at least one topic: /events?topic=todos[&topic=todos/42]")
+    if len(topics) > MAX_TOPICS:
+        raise ApiError(400, "too_many_topics", f"at most {MAX_TOPICS} topics per connection, got {len(topics)}")
+    for topic in topics:
+        if not _TOPIC.match(topic):
+            raise ApiError(
+                400, "bad_topic", f"topic {topic!r} must be 1 to 200 characters without spaces or control characters"
+            )
+    return list(dict.fromkeys(topics))
+
+
+def parse_cursor(request: web.Request) -> int | None:
+    """The resume cursor: Last-Event-ID (EventSource reconnects) or ?lastEventId=."""
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None or raw == "":
+        raw = request.query.get("lastEventId")
+    if raw is None or raw == "":
+        return None
+    if not _CURSOR.match(raw.strip()):
+        raise ApiError(400, "bad_cursor", f"Last-Event-ID must be an event id from this gateway (digits), got {raw!r}")
+    return int(raw.strip())
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    topics = parse_topics(request)
+    cursor = parse_cursor(request)
+    settings = request.app[SETTINGS]
+    hub = request.app[HUB]
+    response = EventSourceResponse(ping_interval=settings.heartbeat)
+    sub = hub.subscribe(topics, resuming=cursor is not None)
+    transport = request.transport
+    if transport is not None:
+        sub.abort = transport.abort  # for a slow consumer stuck in a write
+    try:
+        await response.prepare(request)
+        async with response:
+            if cursor is None:
+                await response.write(encode_preamble(settings.retry_ms, sub.start_position))
+            else:
+                await response.write(encode_preamble(settings.retry_ms, None))
+                if not await _replay(request, response, sub, cursor, topics):
+                    return response
+            await _stream_live(response, sub)
+    except (ConnectionResetError, ConnectionError):
+        pass
+    finally:
+        hub.unsubscribe(sub)
+    return response
+
+
+async def _stream_live(response: EventSourceResponse, sub: Subscriber) -> None:
+    while True:
+        try:
+            data = await sub.next_chunk()
+        except SubscriberClosed as closed:
+            await _goodbye(response, closed.reason)
+            return
+        sub.writing = True
+        try:
+            await response.write(data)
+        finally:
+            sub.writing = False
+
+
+async def _goodbye(response: EventSourceResponse, reason: str) -> None:
+    """Best effort: say why the stream ends; a client that does not read gets nothing."""
+    try:
+        async with asyncio.timeout(1.0):
+            await response.write(encode_comment(f"closing: {reason}; reconnect with Last-Event-ID to resume"))
+    except (TimeoutError, ConnectionError):
+        pass
+
+
+async def _replay(
+    request: web.Request, response: EventSourceResponse, sub: Subscriber, cursor: int, topics: list[str]
+) -> bool:
+    """Send what the client missed since ``cursor``, then let the held live events through."""
+    pool = request.app[POOL]
+    try:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(RESUME_POINT, {"cursor": cursor})
+            snap_text, tx_xmin, pruned_through, newest = await cur.fetchone()
+        snap = Snapshot.parse(snap_text)
+        if cursor < pruned_through or cursor > newest:
+            reason = "cursor_expired" if cursor < pruned_through else "cursor_unknown"
+            data = json.dumps({"reason": reason, "cursor": cursor, "resume_from": newest})
+            await response.write(encode_message("refetch", data, event_id=newest))
+        else:
+            params = {"cursor": cursor, "tx_xmin": tx_xmin or "0", "snap": snap.text, "topics": topics}
+            await _replay_query(pool, response, REPLAY_LATE, {**params, "after": 0})
+            await _replay_query(pool, response, REPLAY_AFTER, {**params, "after": cursor})
+    except (psycopg2.Error, TimeoutError) as exc:
+        log.warning("replay from %d failed: %s", cursor, exc)
+        await _goodbye(response, "replay failed, the database is unavailable")
+        return False
+    sub.go_live(snap)
+    return True
+
+
+async def _replay_query(
+    pool: aiopg.Pool, response: EventSourceResponse, query: str, params: dict[str, object]
+) -> None:
+    while True:
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(query, params)
+            rows = await cur.fetchall()
+        if rows:
+            events = [event_from_row(row) for row in rows]
+            await response.write(b"".join(encode_event(event) for event in events))
+            params = {**params, "after": events[-1].id}
+        if len(rows) < PAGE_ROWS:
+            return
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/events", events)

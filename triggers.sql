@@ -1,0 +1,139 @@
+-- pg-sse-gateway: change capture. Idempotent: safe to apply on every start.
+--
+--   SELECT gateway.watch('public.todos');    -- start journaling a table's changes
+--   SELECT gateway.unwatch('public.todos');  -- stop
+--   SELECT gateway.publish('chat/room1', '{"text":"hi"}');  -- a custom event
+--
+-- Capture is statement-level with transition tables: a 10,000-row UPDATE runs one
+-- INSERT ... SELECT into the journal and sends one notification, not 10,000.
+-- The notification payload is the writer's transaction id, so every statement of
+-- one transaction sends the same payload and Postgres folds them into a single
+-- NOTIFY at commit. The listener reads the rows from the journal, so a row's size
+-- never meets NOTIFY's 8000-byte limit.
+
+-- The topic of a table: its name, schema-qualified unless it lives in "public".
+CREATE OR REPLACE FUNCTION gateway.table_topic(tbl regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = tbl
+$$;
+
+CREATE OR REPLACE FUNCTION gateway.notify_journal() RETURNS void
+LANGUAGE sql AS $$
+    SELECT pg_notify('gateway_journal', pg_current_xact_id()::text)
+$$;
+
+CREATE OR REPLACE FUNCTION gateway.drop_capture_triggers(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET client_min_messages = warning AS $$
+BEGIN
+    EXECUTE format('DROP TRIGGER IF EXISTS gateway_capture_insert ON %s', tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS gateway_capture_update ON %s', tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS gateway_capture_delete ON %s', tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS gateway_capture_truncate ON %s', tbl);
+END
+$$;
+
+-- Stop capturing a table's changes (the journal keeps what it has).
+CREATE OR REPLACE FUNCTION gateway.unwatch(tbl regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM gateway.drop_capture_triggers(tbl);
+    EXECUTE format('DROP FUNCTION IF EXISTS gateway.%I()', 'capture_' || tbl::oid);
+END
+$$;
+
+-- Start capturing a table's changes into the journal. Re-running it is harmless
+-- and refreshes the generated capture function (e.g. after a primary key change).
+--
+-- Each table gets its own generated trigger function with static SQL, so Postgres
+-- plans the journal INSERT once per session instead of once per statement.
+CREATE OR REPLACE FUNCTION gateway.watch(tbl regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    topic   text := gateway.table_topic(tbl);
+    fn      text := format('gateway.%I', 'capture_' || tbl::oid);
+    pk_cols text[];
+    new_key text;
+    old_key text;
+    body    text;
+BEGIN
+    SELECT array_agg(a.attname::text ORDER BY k.ord)
+      INTO pk_cols
+      FROM pg_index i
+      CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = tbl AND i.indisprimary;
+    IF pk_cols IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', tbl
+            USING HINT = 'gateway.watch() needs a primary key to name row topics and pair old and new rows',
+                  ERRCODE = '55000';
+    END IF;
+
+    SELECT CASE WHEN count(*) = 1 THEN min(format('t.%I::text', c))
+                ELSE 'concat_ws('','', ' || string_agg(format('t.%I::text', c), ', ') || ')' END
+      INTO new_key FROM unnest(pk_cols) AS c;
+    old_key := new_key;
+
+    body := format($f$
+CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
+LANGUAGE plpgsql AS $body$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO gateway.journal (topic, table_name, op, pk, "row")
+        SELECT %2$L, %2$L, 'insert', %3$s, row_to_json(t) FROM gateway_new t;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- Pair old and new rows by key; a key that changed is a delete of the old
+        -- row topic and an insert of the new one.
+        INSERT INTO gateway.journal (topic, table_name, op, pk, "row", old)
+        SELECT %2$L, %2$L,
+               CASE WHEN o.k IS NULL THEN 'insert' WHEN n.k IS NULL THEN 'delete' ELSE 'update' END,
+               coalesce(n.k, o.k), n.r, o.r
+          FROM (SELECT %3$s AS k, row_to_json(t) AS r, row_number() OVER () AS ord FROM gateway_new t) n
+          FULL JOIN (SELECT %4$s AS k, row_to_json(t) AS r FROM gateway_old t) o ON o.k = n.k
+         ORDER BY n.ord NULLS LAST;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO gateway.journal (topic, table_name, op, pk, old)
+        SELECT %2$L, %2$L, 'delete', %4$s, row_to_json(t) FROM gateway_old t;
+    ELSE
+        INSERT INTO gateway.journal (topic, table_name, op) VALUES (%2$L, %2$L, 'truncate');
+    END IF;
+    PERFORM gateway.notify_journal();
+    RETURN NULL;
+END
+$body$
+$f$, fn, topic, new_key, old_key);
+    EXECUTE body;
+
+    PERFORM gateway.drop_capture_triggers(tbl);
+    EXECUTE format('CREATE TRIGGER gateway_capture_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS gateway_new FOR EACH STATEMENT EXECUTE FUNCTION %s()', tbl, fn);
+    EXECUTE format('CREATE TRIGGER gateway_capture_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS gateway_old NEW TABLE AS gateway_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', tbl, fn);
+    EXECUTE format('CREATE TRIGGER gateway_capture_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS gateway_old FOR EACH STATEMENT EXECUTE FUNCTION %s()', tbl, fn);
+    EXECUTE format('CREATE TRIGGER gateway_capture_truncate AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', tbl, fn);
+END
+$$;
+
+-- Publish a custom event to a topic, e.g. gateway.publish('chat/room1', '{"text":"hi"}').
+-- Delivered like a row change (same journal, same ordering and resume rules) once
+-- the calling transaction commits. Returns the event id.
+CREATE OR REPLACE FUNCTION gateway.publish(topic text, payload json DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    IF topic IS NULL OR topic !~ '^[^[:space:][:cntrl:]]{1,200}$' THEN
+        RAISE EXCEPTION 'invalid topic %', quote_nullable(topic)
+            USING HINT = 'a topic is 1 to 200 characters without spaces or control characters',
+                  ERRCODE = '22023';
+    END IF;
+    INSERT INTO gateway.journal (topic, op, "row") VALUES (topic, 'publish', payload)
+    RETURNING id INTO new_id;
+    PERFORM gateway.notify_journal();
+    RETURN new_id;
+END
+$$;
