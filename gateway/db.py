@@ -79,8 +79,10 @@ def redact(dsn: str) -> str:
 async def create_pool(dsn: str, size: int) -> aiopg.Pool:
     """The pool HTTP handlers use. Fails with a one-line DatabaseError if unreachable."""
     try:
-        return await aiopg.create_pool(dsn, minsize=1, maxsize=size, timeout=10.0)
-    except (psycopg2.Error, OSError) as exc:
+        return await aiopg.create_pool(
+            dsn, minsize=1, maxsize=size, timeout=10.0, application_name="pg-sse-gateway"
+        )
+    except (psycopg2.Error, OSError, TimeoutError) as exc:
         raise DatabaseError(describe_connect_error(dsn, exc)) from exc
 
 

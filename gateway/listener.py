@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "gateway_journal"
 
-# libpq options for the LISTEN connection: notice a dead peer within ~30 s.
-_KEEPALIVES = {
+# libpq options for the LISTEN connection: named in pg_stat_activity, and TCP
+# keepalives so a dead peer is noticed within ~30 s (Unix sockets ignore them).
+_CONNECT_OPTIONS = {
+    "application_name": "pg-sse-gateway listener",
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
@@ -79,7 +81,7 @@ class Listener:
 
     async def _session(self) -> None:
         """One connection's life: LISTEN, catch up, then follow notifications."""
-        conn = await aiopg.connect(self._dsn, timeout=10.0, **_KEEPALIVES)
+        conn = await aiopg.connect(self._dsn, timeout=10.0, **_CONNECT_OPTIONS)
         try:
             async with conn.cursor() as cur:
                 await cur.execute(f"LISTEN {CHANNEL}")

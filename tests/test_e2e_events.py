@@ -1,0 +1,167 @@
+"""Whole-gateway behaviour of /events: real Postgres, real HTTP, browser-style parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from .conftest import RunningGateway, start_gateway
+
+
+async def post(gw: RunningGateway, path: str, body: object) -> aiohttp.ClientResponse:
+    return await gw.http.post(gw.url + path, json=body)
+
+
+async def test_http_insert_update_delete_arrive_as_events(gateway: RunningGateway) -> None:
+    client = await gateway.subscribe("todos")
+    created = await (await post(gateway, "/api/todos", {"title": "milk"})).json()
+    pk = created["id"]
+    updated = await (await gateway.http.patch(f"{gateway.url}/api/todos/{pk}", json={"done": True})).json()
+    deleted = await (await gateway.http.delete(f"{gateway.url}/api/todos/{pk}")).json()
+
+    insert, update, delete = await client.take(3)
+    assert (insert.type, update.type, delete.type) == ("insert", "update", "delete")
+    assert insert.json["row"] == created
+    assert insert.json["topic"] == f"todos/{pk}" and insert.json["table"] == "todos"
+    assert update.json["row"] == updated and update.json["old"] == created
+    assert delete.json["row"] is None and delete.json["old"] == updated
+    assert [e.json["op"] for e in (insert, update, delete)] == ["insert", "update", "delete"]
+    assert int(insert.id) < int(update.id) < int(delete.id)
+    assert all(e.json["id"] == int(e.id) for e in (insert, update, delete))
+    await client.close()
+
+
+async def test_sql_writes_arrive_as_events(gateway: RunningGateway) -> None:
+    """The trigger makes the event, whoever writes: here psql-style plain SQL."""
+    client = await gateway.subscribe("todos")
+    await gateway.sql("INSERT INTO todos (id, title) VALUES (7, 'from sql')")
+    await gateway.sql("UPDATE todos SET title = 'renamed' WHERE id = 7")
+    await gateway.sql("DELETE FROM todos WHERE id = 7")
+    insert, update, delete = await client.take(3)
+    assert insert.type == "insert" and insert.json["row"]["title"] == "from sql"
+    assert update.type == "update" and update.json["row"]["title"] == "renamed"
+    assert update.json["old"]["title"] == "from sql"
+    assert delete.type == "delete" and delete.json["old"]["title"] == "renamed"
+    await client.close()
+
+
+async def test_row_topic_gets_only_that_row(gateway: RunningGateway) -> None:
+    await gateway.sql("INSERT INTO todos (id, title) VALUES (42, 'watched'), (43, 'other')")
+    await gateway.caught_up()
+    row_client = await gateway.subscribe("todos/42")
+    await gateway.sql("UPDATE todos SET done = true WHERE id IN (42, 43)")
+    await gateway.sql("UPDATE todos SET title = 'again' WHERE id = 43")
+    event = await row_client.next()
+    assert event.json["row"]["id"] == 42 and event.json["topic"] == "todos/42"
+    await row_client.nothing_more()
+    await row_client.close()
+
+
+async def test_several_topics_get_the_union_once(gateway: RunningGateway) -> None:
+    await gateway.sql("INSERT INTO todos (id, title) VALUES (1, 'a')")
+    await gateway.caught_up()
+    client = await gateway.subscribe("todos", "todos/1", "chat/room1")
+    await gateway.sql("UPDATE todos SET done = true WHERE id = 1")
+    await gateway.sql("SELECT gateway.publish('chat/room1', '{\"text\":\"hi\"}')")
+    update, chat = await client.take(2)
+    assert update.type == "update" and update.json["row"]["id"] == 1
+    assert chat.type == "publish" and chat.json["row"] == {"text": "hi"}
+    await client.nothing_more()  # the update matched two topics but came once
+    await client.close()
+
+
+async def test_custom_publish_reaches_its_topic_only(gateway: RunningGateway) -> None:
+    room1 = await gateway.subscribe("chat/room1")
+    room2 = await gateway.subscribe("chat/room2")
+    await gateway.sql("SELECT gateway.publish('chat/room1', %s)", (json.dumps({"text": "hi"}),))
+    event = await room1.next()
+    assert event.type == "publish"
+    assert event.json == {"id": int(event.id), "topic": "chat/room1", "table": None, "op": "publish", "row": {"text": "hi"}}
+    await room2.nothing_more()
+    await room1.close()
+    await room2.close()
+
+
+async def test_hundred_subscribers_each_get_every_event(gateway: RunningGateway) -> None:
+    clients = await asyncio.gather(*(gateway.subscribe("todos") for _ in range(100)))
+    assert gateway.hub.statistics().subscribers == 100
+    await gateway.sql("INSERT INTO todos (title) SELECT 'n' || i FROM generate_series(1, 20) i")
+    for i in range(5):
+        await gateway.sql("INSERT INTO todos (title) VALUES (%s)", (f"single {i}",))
+    results = await asyncio.gather(*(c.take(25, timeout=20) for c in clients))
+    expected = [f"n{i}" for i in range(1, 21)] + [f"single {i}" for i in range(5)]
+    for events in results:
+        assert [e.json["row"]["title"] for e in events] == expected
+    await asyncio.gather(*(c.close() for c in clients))
+
+
+async def test_disconnected_client_leaves_the_hub(gateway: RunningGateway) -> None:
+    client = await gateway.subscribe("todos", "todos/1")
+    assert gateway.hub.statistics().subscribers == 1
+    await client.close()
+    for _ in range(50):
+        if gateway.hub.statistics().subscribers == 0:
+            break
+        await asyncio.sleep(0.05)
+    stats = gateway.hub.statistics()
+    assert stats.subscribers == 0 and stats.topics == 0
+
+
+async def test_stream_headers_and_preamble(gateway: RunningGateway) -> None:
+    await gateway.sql("INSERT INTO todos (title) VALUES ('before')")
+    await gateway.caught_up()
+    client = await gateway.subscribe("todos")
+    headers = client.response_headers
+    assert headers["Content-Type"].startswith("text/event-stream")
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["X-Accel-Buffering"] == "no"
+    assert client.retry == 2000
+    # a fresh client is handed a cursor at once, so a reconnect before any event resumes
+    assert client.last_event_id == str(gateway.hub.position) and gateway.hub.position >= 1
+    await client.close()
+
+
+async def test_heartbeat_comments_keep_idle_streams_alive(database: str) -> None:
+    async with start_gateway(database, heartbeat=0.2) as gw:
+        client = await gw.subscribe("todos")
+        await asyncio.sleep(0.7)
+        assert len(client.comments) >= 2
+        await client.close()
+
+
+async def test_bad_stream_requests_get_json_errors(gateway: RunningGateway) -> None:
+    cases = {
+        "/events": "missing_topic",
+        "/events?topic=": "bad_topic",
+        "/events?topic=has%20space": "bad_topic",
+        "/events?topic=todos&lastEventId=abc": "bad_cursor",
+        "/events?topic=todos&lastEventId=-1": "bad_cursor",
+    }
+    for path, code in cases.items():
+        async with gateway.http.get(gateway.url + path) as resp:
+            assert resp.status == 400, path
+            assert (await resp.json())["error"]["code"] == code
+    async with gateway.http.get(gateway.url + "/events?topic=todos", headers={"Last-Event-ID": "x1"}) as resp:
+        assert resp.status == 400
+    assert gateway.hub.statistics().subscribers == 0
+
+
+async def test_shutdown_leaves_no_task_subscriber_or_connection(database: str) -> None:
+    before = {t for t in asyncio.all_tasks()}
+    async with start_gateway(database) as gw:
+        clients = [await gw.subscribe("todos") for _ in range(3)]
+        listening = await gw.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg-sse-gateway listener' AND datname = current_database()")
+        assert listening[0][0] == 1
+        hub = gw.hub
+    for client in clients:
+        async with asyncio.timeout(5):
+            await client.ended.wait()
+    assert hub.statistics().subscribers == 0
+    await asyncio.sleep(0.1)
+    leftover = {t for t in asyncio.all_tasks() if t not in before and not t.done()}
+    leftover = {t for t in leftover if t is not asyncio.current_task() and "SSEClient" not in repr(t.get_coro())}
+    assert not leftover, leftover
+    rows = await gw.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert rows[0][0] == 0
