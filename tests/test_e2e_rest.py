@@ -1,0 +1,159 @@
+"""The JSON CRUD API over real HTTP and a real Postgres, happy paths and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import RunningGateway, start_gateway
+
+
+async def _table(gw: RunningGateway) -> list[tuple[object, ...]]:
+    return await gw.sql("SELECT * FROM todos ORDER BY id")
+
+
+async def test_create_returns_201_location_and_row(gateway: RunningGateway) -> None:
+    async with gateway.http.post(gateway.url + "/api/todos", json={"title": "milk"}) as resp:
+        assert resp.status == 201
+        row = await resp.json()
+        assert resp.headers["Location"] == f"/api/todos/{row['id']}"
+    assert row["title"] == "milk" and row["done"] is False and row["created_at"]
+    async with gateway.http.get(gateway.url + resp.headers["Location"]) as resp:
+        assert resp.status == 200 and await resp.json() == row
+
+
+async def test_patch_changes_only_given_fields(gateway: RunningGateway) -> None:
+    await gateway.sql("INSERT INTO todos (id, title) VALUES (5, 'bread')")
+    async with gateway.http.patch(gateway.url + "/api/todos/5", json={"done": True}) as resp:
+        assert resp.status == 200
+        row = await resp.json()
+    assert row["done"] is True and row["title"] == "bread"
+    assert await gateway.sql("SELECT title, done FROM todos WHERE id = 5") == [("bread", True)]
+
+
+async def test_delete_returns_row_and_removes_it(gateway: RunningGateway) -> None:
+    await gateway.sql("INSERT INTO todos (id, title) VALUES (5, 'bread')")
+    async with gateway.http.delete(gateway.url + "/api/todos/5") as resp:
+        assert resp.status == 200 and (await resp.json())["title"] == "bread"
+    assert await gateway.sql("SELECT count(*) FROM todos") == [(0,)]
+    async with gateway.http.get(gateway.url + "/api/todos/5") as resp:
+        assert resp.status == 404
+
+
+async def test_list_filters_limit_offset_order(gateway: RunningGateway) -> None:
+    await gateway.sql(
+        "INSERT INTO todos (id, title, done) SELECT i, 't' || lpad(i::text, 2, '0'), i % 2 = 0 FROM generate_series(1, 10) i"
+    )
+
+    async def titles(query: str) -> list[str]:
+        async with gateway.http.get(gateway.url + "/api/todos" + query) as resp:
+            assert resp.status == 200, await resp.text()
+            return [row["title"] for row in await resp.json()]
+
+    assert await titles("") == [f"t{i:02}" for i in range(1, 11)]
+    assert await titles("?done=true") == ["t02", "t04", "t06", "t08", "t10"]
+    assert await titles("?done=false&title=t03") == ["t03"]
+    assert await titles("?order=-id&limit=3") == ["t10", "t09", "t08"]
+    assert await titles("?order=title.desc&limit=2&offset=1") == ["t09", "t08"]
+    assert await titles("?order=done,-id&limit=3") == ["t09", "t07", "t05"]
+    assert await titles("?limit=0") == []
+    assert await titles("?title=nope") == []
+
+
+async def test_other_tables_are_introspected_not_hard_coded(database: str) -> None:
+    from .conftest import run_sql
+
+    await run_sql(
+        database,
+        "CREATE SCHEMA shop; CREATE TABLE shop.items (sku text PRIMARY KEY, price numeric(10,2) NOT NULL, "
+        "tags text[] DEFAULT '{}', meta jsonb, qty int CHECK (qty >= 0))",
+    )
+    async with start_gateway(database, expose=("todos", "shop.items")) as gw:
+        client = await gw.subscribe("shop.items/abc-1")
+        body = {"sku": "abc-1", "price": 9.5, "tags": ["a", "b"], "meta": {"colour": "red"}, "qty": 3}
+        async with gw.http.post(gw.url + "/api/shop.items", json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            assert resp.headers["Location"] == "/api/shop.items/abc-1"
+            row = await resp.json()
+        assert row == {**body, "price": 9.50}
+        event = await client.next()
+        assert event.json["table"] == "shop.items" and event.json["row"]["meta"] == {"colour": "red"}
+        async with gw.http.get(gw.url + "/api/shop.items?qty=3") as resp:
+            assert [r["sku"] for r in await resp.json()] == ["abc-1"]
+        await client.close()
+
+
+BAD_REQUESTS = [
+    # (method, path, body or raw bytes, headers, status, code)
+    ("POST", "/api/todos", b"{not json", {"Content-Type": "application/json"}, 400, "bad_json"),
+    ("POST", "/api/todos", b"[1, 2]", {"Content-Type": "application/json"}, 400, "bad_json"),
+    ("POST", "/api/todos", {"title": "x", "colour": "red"}, None, 400, "unknown_column"),
+    ("POST", "/api/todos", {"title": "x", "done": "maybe"}, None, 400, "bad_value"),
+    ("POST", "/api/todos", {"title": {"nested": 1}}, None, 400, "bad_value"),
+    ("POST", "/api/todos", {"title": ""}, None, 422, "check_violation"),
+    ("POST", "/api/todos", {"done": True}, None, 422, "not_null_violation"),
+    ("POST", "/api/todos", {"id": 1, "title": "duplicate key"}, None, 409, "unique_violation"),
+    ("POST", "/api/todos", b"title=x", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+    ("POST", "/api/todos", {"title": "x" * 2_000_000}, None, 413, "body_too_large"),
+    ("POST", "/api/nope", {"title": "x"}, None, 404, "unknown_table"),
+    ("POST", "/api/todos;DROP TABLE todos", {"title": "x"}, None, 404, "unknown_table"),
+    ("GET", "/api/pg_catalog.pg_authid", None, None, 404, "unknown_table"),
+    ("GET", "/api/todos?title%22%3B%20DROP%20TABLE%20todos%3B--=1", None, None, 400, "unknown_column"),
+    ("GET", "/api/todos?order=id;drop", None, None, 400, "unknown_column"),
+    ("GET", "/api/todos?order=id.sideways", None, None, 400, "bad_parameter"),
+    ("GET", "/api/todos?limit=ten", None, None, 400, "bad_parameter"),
+    ("GET", "/api/todos?limit=-1", None, None, 400, "bad_parameter"),
+    ("GET", "/api/todos?limit=100000", None, None, 400, "bad_parameter"),
+    ("GET", "/api/todos?id=abc", None, None, 400, "bad_value"),
+    ("GET", "/api/todos/abc", None, None, 400, "bad_value"),
+    ("GET", "/api/todos/99999999999999999999", None, None, 400, "bad_value"),
+    ("GET", "/api/todos/404", None, None, 404, "not_found"),
+    ("PATCH", "/api/todos/404", {"done": True}, None, 404, "not_found"),
+    ("PATCH", "/api/todos/1", {}, None, 400, "empty_update"),
+    ("PATCH", "/api/todos/1", {"title": None}, None, 422, "not_null_violation"),
+    ("PATCH", "/api/todos/1", {"done": 5}, None, 400, "bad_value"),
+    ("DELETE", "/api/todos/404", None, None, 404, "not_found"),
+    ("PUT", "/api/todos/1", {"title": "x"}, None, 405, "method_not_allowed"),
+    ("GET", "/nowhere", None, None, 404, "not_found"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "code"),
+    BAD_REQUESTS,
+    ids=[f"{m} {p[:40]} -> {s} {c}" for m, p, _, _, s, c in BAD_REQUESTS],
+)
+async def test_bad_input_gets_json_error_and_changes_nothing(
+    gateway: RunningGateway,
+    method: str,
+    path: str,
+    body: object,
+    headers: dict[str, str] | None,
+    status: int,
+    code: str,
+) -> None:
+    await gateway.sql("INSERT INTO todos (id, title) VALUES (1, 'keep me'), (2, 'me too')")
+    before = await _table(gateway)
+    kwargs: dict[str, object] = {"headers": headers}
+    if isinstance(body, bytes):
+        kwargs["data"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    async with gateway.http.request(method, gateway.url + path, **kwargs) as resp:  # type: ignore[arg-type]
+        assert resp.status == status, await resp.text()
+        assert resp.content_type == "application/json"
+        error = (await resp.json())["error"]
+    assert error["code"] == code
+    assert error["message"] and "Traceback" not in error["message"]
+    assert await _table(gateway) == before
+    async with gateway.http.get(gateway.url + "/api/todos") as resp:  # still serving
+        assert resp.status == 200
+
+
+async def test_health_and_readiness(gateway: RunningGateway) -> None:
+    async with gateway.http.get(gateway.url + "/healthz") as resp:
+        assert resp.status == 200 and (await resp.json())["status"] == "ok"
+    async with gateway.http.get(gateway.url + "/readyz") as resp:
+        assert resp.status == 200 and await resp.json() == {"ready": True, "database": True, "listener": True}
+    async with gateway.http.get(gateway.url + "/metrics") as resp:
+        text = await resp.text()
+    assert "gateway_subscribers 0" in text and "gateway_listener_connected 1" in text
