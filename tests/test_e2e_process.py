@@ -1,0 +1,133 @@
+"""The gateway as a real process: the CLI, its errors, SIGTERM and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import aiopg
+
+from .sse_client import SSEClient
+
+LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+@asynccontextmanager
+async def gateway_process(dsn: str, *args: str, port: int = 0) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    env = {**os.environ, "DATABASE_URL": dsn, "GATEWAY_PORT": str(port), "GATEWAY_LOG_LEVEL": "warning"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError(f"gateway exited: {(await proc.stderr.read()).decode()}")  # type: ignore[union-attr]
+                match = LISTENING.search(line)
+                if match:
+                    break
+        yield proc, match.group(1)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args,
+        env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        _, stderr = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, stderr.decode()
+
+
+async def test_restart_with_writes_in_between_loses_nothing(database: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        stop = asyncio.Event()
+        written: list[str] = []
+
+        async def writer() -> None:
+            while not stop.is_set():
+                try:
+                    async with aiopg.connect(database) as conn, conn.cursor() as cur:
+                        while not stop.is_set():
+                            title = f"w{len(written)}"
+                            await cur.execute("INSERT INTO todos (title) VALUES (%s)", (title,))
+                            written.append(title)
+                            await asyncio.sleep(0.005)
+                except Exception:  # the schema may not exist yet before the first start
+                    await asyncio.sleep(0.05)
+
+        async with gateway_process(database) as (proc, url):
+            task = asyncio.create_task(writer())
+            client = SSEClient(http, f"{url}/events?topic=todos")
+            await client.connected()
+            received = await client.take(20)
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                assert await proc.wait() == 0
+            await client.close()
+            while not client.events.empty():
+                received.append(client.events.get_nowait())
+        await asyncio.sleep(0.5)  # writes go on while no gateway runs
+        async with gateway_process(database) as (proc, url):
+            client = SSEClient(http, f"{url}/events?topic=todos", headers={"Last-Event-ID": received[-1].id})
+            await client.connected()
+            await asyncio.sleep(0.3)
+            stop.set()
+            await task
+            received += await client.take(len(written) - len(received), timeout=30)
+            await client.nothing_more()
+            await client.close()
+        assert [e.json["row"]["title"] for e in received] == written
+
+
+async def test_init_db_applies_schema_and_exits(database: str) -> None:
+    code, stderr = await run_cli("init-db", env={"DATABASE_URL": database})
+    assert code == 0, stderr
+    async with aiopg.connect(database) as conn, conn.cursor() as cur:
+        await cur.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'gateway_capture_%%'")
+        assert (await cur.fetchone())[0] == 4
+
+
+async def test_cli_errors_are_one_clear_line(database: str) -> None:
+    code, stderr = await run_cli("serve", env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert code == 1 and "cannot connect to the database" in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+    code, stderr = await run_cli("serve", "--expose", "todos,missing_table", env={"DATABASE_URL": database})
+    assert code == 1 and "table 'missing_table' does not exist" in stderr and "Traceback" not in stderr
+
+    code, stderr = await run_cli("serve", "--port", "notaport", env={"DATABASE_URL": database})
+    assert code == 2 and "--port" in stderr and "Traceback" not in stderr
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, stderr = await run_cli("serve", "--port", str(port), env={"DATABASE_URL": database})
+    assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in stderr and "Traceback" not in stderr
+
+
+async def test_help_lists_every_setting() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", "--help", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    text = out.decode()
+    for flag in ("--port", "--host", "--database-url", "--expose", "--heartbeat", "--log-level", "--data-dir"):
+        assert flag in text
+    assert "GATEWAY_PORT" in text and "DATABASE_URL" in text

@@ -1,0 +1,154 @@
+"""Journal data: snapshot visibility, event topics, and the JSON an event carries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.journal import Event, Snapshot, event_from_row
+
+
+def row_event(op: str, row: str | None, old: str | None = None, pk: str | None = "42") -> Event:
+    return Event(id=10, tx=500, topic="todos", table="todos", op=op, pk=pk, row=row, old=old)
+
+
+# Snapshot
+
+
+def test_snapshot_parse_reads_xmin_xmax_and_in_progress_list() -> None:
+    snap = Snapshot.parse("100:110:102,105")
+
+    assert (snap.xmin, snap.xmax, snap.xip) == (100, 110, frozenset({102, 105}))
+    assert snap.text == "100:110:102,105"
+
+
+def test_snapshot_parse_with_nothing_in_progress_has_empty_xip() -> None:
+    snap = Snapshot.parse("731:731:")
+
+    assert (snap.xmin, snap.xmax, snap.xip) == (731, 731, frozenset())
+
+
+@pytest.mark.parametrize(
+    ("tx", "visible"),
+    [
+        (1, True),  # long committed
+        (99, True),  # just below xmin
+        (100, False),  # xmin is itself in progress (it is in xip)
+        (101, True),  # between xmin and xmax, not in progress
+        (102, False),  # in progress when the snapshot was taken
+        (104, True),
+        (105, False),
+        (109, True),  # just below xmax, not in progress
+        (110, False),  # xmax: not yet started when the snapshot was taken
+        (5000, False),
+    ],
+)
+def test_snapshot_sees_only_transactions_committed_before_it(tx: int, visible: bool) -> None:
+    snap = Snapshot.parse("100:110:100,102,105")
+
+    assert snap.sees(tx) is visible
+
+
+def test_snapshot_with_empty_xip_sees_everything_below_xmax() -> None:
+    snap = Snapshot.parse("50:50:")
+
+    assert snap.sees(49)
+    assert not snap.sees(50)
+
+
+def test_snapshot_parses_64_bit_xid8_values() -> None:
+    big = 2**40  # xid8 values carry an epoch and exceed 32 bits
+    snap = Snapshot.parse(f"{big}:{big + 3}:{big + 1}")
+
+    assert snap.sees(big - 1) and snap.sees(big + 2)
+    assert not snap.sees(big + 1) and not snap.sees(big + 3)
+
+
+# Event topics
+
+
+def test_row_event_is_delivered_on_table_and_row_topics() -> None:
+    event = row_event("insert", '{"id":42}')
+
+    assert event.topics == ("todos", "todos/42")
+    assert event.main_topic == "todos/42"
+
+
+def test_publish_event_has_only_its_own_topic() -> None:
+    event = Event(id=1, tx=2, topic="chat/room-1", table=None, op="publish", pk=None, row='{"m":1}', old=None)
+
+    assert event.topics == ("chat/room-1",)
+    assert event.main_topic == "chat/room-1"
+
+
+def test_truncate_event_without_pk_is_table_topic_only() -> None:
+    event = row_event("truncate", None, pk=None)
+
+    assert event.topics == ("todos",)
+    assert event.main_topic == "todos"
+
+
+# Event JSON
+
+
+def test_insert_data_json_has_row_and_no_old() -> None:
+    data = json.loads(row_event("insert", '{"id":42,"title":"milk"}').data_json())
+
+    assert data == {"id": 10, "topic": "todos/42", "table": "todos", "op": "insert", "row": {"id": 42, "title": "milk"}}
+    assert "old" not in data
+
+
+@pytest.mark.parametrize("op", ["update", "delete"])
+def test_update_and_delete_data_json_carry_old_row(op: str) -> None:
+    new = '{"id":42,"done":true}' if op == "update" else None
+    data = json.loads(row_event(op, new, old='{"id":42,"done":false}').data_json())
+
+    assert data["old"] == {"id": 42, "done": False}
+    assert data["row"] == (None if op == "delete" else {"id": 42, "done": True})
+    assert data["op"] == op
+
+
+def test_publish_data_json_has_null_table_and_no_old() -> None:
+    event = Event(id=3, tx=2, topic="alerts", table=None, op="publish", pk=None, row="[1, 2]", old="ignored")
+
+    data = json.loads(event.data_json())
+
+    assert data == {"id": 3, "topic": "alerts", "table": None, "op": "publish", "row": [1, 2]}
+
+
+def test_data_json_is_one_line_for_multiline_row_and_old() -> None:
+    event = row_event("update", '{\n  "id": 42,\n  "note": "a\\nb"\n}', old='{\r\n  "id": 42\r\n}')
+
+    text = event.data_json()
+
+    assert "\n" not in text and "\r" not in text
+    assert json.loads(text)["row"] == {"id": 42, "note": "a\nb"}
+    assert json.loads(text)["old"] == {"id": 42}
+
+
+def test_data_json_escapes_topic_with_quotes() -> None:
+    event = Event(id=1, tx=1, topic='weird"topic\\', table=None, op="publish", pk=None, row=None, old=None)
+
+    assert json.loads(event.data_json())["topic"] == 'weird"topic\\'
+
+
+# Rows from the database
+
+
+def test_event_from_row_maps_journal_columns_and_converts_ids() -> None:
+    # psycopg2 returns id as int and tx::text as a string
+    row = (7, "123456", "todos", "todos", "update", "42", '{"id":42}', '{"id":41}')
+
+    event = event_from_row(row)
+
+    assert event == Event(id=7, tx=123456, topic="todos", table="todos", op="update", pk="42",
+                          row='{"id":42}', old='{"id":41}')
+    assert isinstance(event.tx, int)
+
+
+def test_event_from_row_keeps_nulls_of_a_publish() -> None:
+    event = event_from_row((8, "99", "chat", None, "publish", None, None, None))
+
+    assert (event.table, event.pk, event.row, event.old) == (None, None, None, None)
+    assert event.topics == ("chat",)
