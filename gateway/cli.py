@@ -90,8 +90,7 @@ async def _serve(settings: Settings, dsn: str) -> None:
         if settings.demo:
             print(f"  try: curl -N '{base}/events?topic=todos'", flush=True)
             print(
-                f"  and: curl -X POST {base}/api/todos -H 'Content-Type: application/json' "
-                "-d '{\"title\":\"milk\"}'",
+                f"  and: curl -X POST {base}/api/todos -H 'Content-Type: application/json' -d '{{\"title\":\"milk\"}}'",
                 flush=True,
             )
         stop = asyncio.Event()

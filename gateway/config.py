@@ -84,9 +84,7 @@ def _text(value: str) -> str:
     return value
 
 
-def _setting(
-    default: Any, env: str, parse: Callable[[str], Any], help: str, metavar: str = ""
-) -> Any:
+def _setting(default: Any, env: str, parse: Callable[[str], Any], help: str, metavar: str = "") -> Any:
     return field(
         default=default,
         metadata={"env": env, "parse": parse, "help": help, "metavar": metavar},
@@ -121,7 +119,7 @@ class Settings:
         "TABLES",
     )
     demo: bool = _setting(
-        False, "GATEWAY_DEMO", _flag, "seed demo todos when the table is empty", "BOOL"
+        False, "GATEWAY_DEMO", _flag, "seed demo todos into an empty table (on by default when embedded)", "BOOL"
     )
     heartbeat: float = _setting(
         15.0, "GATEWAY_HEARTBEAT", _positive_float, "seconds between SSE heartbeat comments", "S"
@@ -140,15 +138,9 @@ class Settings:
         "bytes a subscriber may fall behind before it is disconnected",
         "BYTES",
     )
-    max_body: int = _setting(
-        1024 * 1024, "GATEWAY_MAX_BODY", _positive_int, "largest request body accepted", "BYTES"
-    )
-    page_limit: int = _setting(
-        1000, "GATEWAY_PAGE_LIMIT", _positive_int, "largest ?limit= a list request may ask", "N"
-    )
-    pool_size: int = _setting(
-        10, "GATEWAY_POOL_SIZE", _positive_int, "database connections for HTTP requests", "N"
-    )
+    max_body: int = _setting(1024 * 1024, "GATEWAY_MAX_BODY", _positive_int, "largest request body accepted", "BYTES")
+    page_limit: int = _setting(1000, "GATEWAY_PAGE_LIMIT", _positive_int, "largest ?limit= a list request may ask", "N")
+    pool_size: int = _setting(10, "GATEWAY_POOL_SIZE", _positive_int, "database connections for HTTP requests", "N")
     journal_retention: float = _setting(
         86400.0,
         "GATEWAY_JOURNAL_RETENTION",
@@ -205,9 +197,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def load_settings(
-    args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Merge defaults, environment and command-line flags into one ``Settings``."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
@@ -229,7 +219,5 @@ def settings_table() -> Sequence[tuple[str, str, str, str]]:
     for setting in fields(Settings):
         default = setting.default
         shown = ",".join(default) if isinstance(default, tuple) else str(default)
-        rows.append(
-            ("--" + setting.name.replace("_", "-"), setting.metadata["env"], shown, setting.metadata["help"])
-        )
+        rows.append(("--" + setting.name.replace("_", "-"), setting.metadata["env"], shown, setting.metadata["help"]))
     return rows

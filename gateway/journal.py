@@ -32,10 +32,7 @@ PAGE_ROWS = 2000
 
 _COLUMNS = 'id, tx::text, topic, table_name, op, pk, "row"::text, old::text'
 
-CURRENT_POSITION = (
-    "SELECT pg_current_snapshot()::text, "
-    "coalesce((SELECT max(id) FROM gateway.journal), 0)"
-)
+CURRENT_POSITION = "SELECT pg_current_snapshot()::text, coalesce((SELECT max(id) FROM gateway.journal), 0)"
 
 CURRENT_SNAPSHOT = "SELECT pg_current_snapshot()::text"
 

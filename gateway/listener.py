@@ -111,9 +111,7 @@ class Listener:
 
     async def _read(self, cur: object) -> None:
         assert self._snapshot is not None
-        snap, events = await asyncio.wait_for(
-            fetch_newly_visible(cur, self._snapshot), self._query_timeout
-        )
+        snap, events = await asyncio.wait_for(fetch_newly_visible(cur, self._snapshot), self._query_timeout)
         self._snapshot = snap
         if events:
             self.batches += 1

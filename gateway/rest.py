@@ -70,9 +70,7 @@ def _as_param(column: Column, value: Any) -> Any:
     if isinstance(value, list) and column.is_array:
         return [_as_param_element(column, item) for item in value]
     kind = "an array" if isinstance(value, list) else "an object"
-    raise ApiError(
-        400, "bad_value", f"column {column.name!r} is {column.type_sql}; got {kind}"
-    )
+    raise ApiError(400, "bad_value", f"column {column.name!r} is {column.type_sql}; got {kind}")
 
 
 def _as_param_element(column: Column, value: Any) -> Any:
@@ -157,9 +155,7 @@ def _order(table: Table, raw: str | None) -> sql.Composable:
                 raise ApiError(400, "bad_parameter", f"?order= direction must be asc or desc, got {direction!r}")
             descending = direction == "desc"
         column = _column(table, name)
-        terms.append(
-            sql.SQL("t.{} {}").format(sql.Identifier(column.name), sql.SQL("DESC" if descending else "ASC"))
-        )
+        terms.append(sql.SQL("t.{} {}").format(sql.Identifier(column.name), sql.SQL("DESC" if descending else "ASC")))
     return sql.SQL(", ").join(terms)
 
 
@@ -252,7 +248,6 @@ async def delete_row(request: web.Request) -> web.Response:
     if row is None:
         raise _not_found(table, pk)
     return _row_response(row[0])
-
 
 
 def add_routes(app: web.Application) -> None:

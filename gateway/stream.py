@@ -137,9 +137,7 @@ async def _replay(
     return True
 
 
-async def _replay_query(
-    pool: aiopg.Pool, response: EventSourceResponse, query: str, params: dict[str, object]
-) -> None:
+async def _replay_query(pool: aiopg.Pool, response: EventSourceResponse, query: str, params: dict[str, object]) -> None:
     while True:
         async with pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(query, params)

@@ -57,7 +57,9 @@ class SSEClient:
         decoder = SSEDecoder()
         text = codecs.getincrementaldecoder("utf-8")()
         try:
-            async with self._http.get(self.url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=None)) as resp:
+            async with self._http.get(
+                self.url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=None)
+            ) as resp:
                 self.status = resp.status
                 self.response_headers = dict(resp.headers)
                 if resp.status != 200:

@@ -122,7 +122,7 @@ async def test_big_and_unicode_rows_arrive_byte_identical(gateway: RunningGatewa
     client = await gateway.subscribe("todos")
     await gateway.sql("ALTER TABLE todos DROP CONSTRAINT todos_title_check")
     big = "x" * (1024 * 1024)
-    tricky = "line one\nline two\r\n\tünïcødé ✓ 😀 \"quoted\" \\ back\u2028sep"
+    tricky = 'line one\nline two\r\n\tünïcødé ✓ 😀 "quoted" \\ back\u2028sep'
     await gateway.sql("INSERT INTO todos (title) VALUES (%s), (%s)", (big, tricky))
     big_event, tricky_event = await client.take(2)
     assert big_event.json["row"]["title"] == big

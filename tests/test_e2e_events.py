@@ -26,7 +26,7 @@ async def test_http_insert_update_delete_arrive_as_events(gateway: RunningGatewa
     assert insert.json["row"] == created
     assert insert.json["topic"] == f"todos/{pk}" and insert.json["table"] == "todos"
     assert update.json["row"] == updated and update.json["old"] == created
-    assert delete.json["row"] is None and delete.json["old"] == updated
+    assert delete.json["row"] is None and delete.json["old"] == updated == deleted
     assert [e.json["op"] for e in (insert, update, delete)] == ["insert", "update", "delete"]
     assert int(insert.id) < int(update.id) < int(delete.id)
     assert all(e.json["id"] == int(e.id) for e in (insert, update, delete))
@@ -78,7 +78,13 @@ async def test_custom_publish_reaches_its_topic_only(gateway: RunningGateway) ->
     await gateway.sql("SELECT gateway.publish('chat/room1', %s)", (json.dumps({"text": "hi"}),))
     event = await room1.next()
     assert event.type == "publish"
-    assert event.json == {"id": int(event.id), "topic": "chat/room1", "table": None, "op": "publish", "row": {"text": "hi"}}
+    assert event.json == {
+        "id": int(event.id),
+        "topic": "chat/room1",
+        "table": None,
+        "op": "publish",
+        "row": {"text": "hi"},
+    }
     await room2.nothing_more()
     await room1.close()
     await room2.close()
@@ -152,7 +158,10 @@ async def test_shutdown_leaves_no_task_subscriber_or_connection(database: str) -
     before = {t for t in asyncio.all_tasks()}
     async with start_gateway(database) as gw:
         clients = [await gw.subscribe("todos") for _ in range(3)]
-        listening = await gw.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg-sse-gateway listener' AND datname = current_database()")
+        listening = await gw.sql(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'pg-sse-gateway listener' AND datname = current_database()"
+        )
         assert listening[0][0] == 1
         hub = gw.hub
     for client in clients:
@@ -163,5 +172,7 @@ async def test_shutdown_leaves_no_task_subscriber_or_connection(database: str) -
     leftover = {t for t in asyncio.all_tasks() if t not in before and not t.done()}
     leftover = {t for t in leftover if t is not asyncio.current_task() and "SSEClient" not in repr(t.get_coro())}
     assert not leftover, leftover
-    rows = await gw.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    rows = await gw.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
     assert rows[0][0] == 0

@@ -23,8 +23,14 @@ LISTENING = re.compile(r"listening on (http://\S+)")
 async def gateway_process(dsn: str, *args: str, port: int = 0) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     env = {**os.environ, "DATABASE_URL": dsn, "GATEWAY_PORT": str(port), "GATEWAY_LOG_LEVEL": "warning"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", *args,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
@@ -45,8 +51,13 @@ async def gateway_process(dsn: str, *args: str, port: int = 0) -> AsyncIterator[
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args,
-        env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(60):
         _, stderr = await proc.communicate()

@@ -41,7 +41,8 @@ async def test_delete_returns_row_and_removes_it(gateway: RunningGateway) -> Non
 
 async def test_list_filters_limit_offset_order(gateway: RunningGateway) -> None:
     await gateway.sql(
-        "INSERT INTO todos (id, title, done) SELECT i, 't' || lpad(i::text, 2, '0'), i % 2 = 0 FROM generate_series(1, 10) i"
+        "INSERT INTO todos (id, title, done) "
+        "SELECT i, 't' || lpad(i::text, 2, '0'), i % 2 = 0 FROM generate_series(1, 10) i"
     )
 
     async def titles(query: str) -> list[str]:
@@ -92,7 +93,14 @@ BAD_REQUESTS = [
     ("POST", "/api/todos", {"title": ""}, None, 422, "check_violation"),
     ("POST", "/api/todos", {"done": True}, None, 422, "not_null_violation"),
     ("POST", "/api/todos", {"id": 1, "title": "duplicate key"}, None, 409, "unique_violation"),
-    ("POST", "/api/todos", b"title=x", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+    (
+        "POST",
+        "/api/todos",
+        b"title=x",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        415,
+        "unsupported_media_type",
+    ),
     ("POST", "/api/todos", {"title": "x" * 2_000_000}, None, 413, "body_too_large"),
     ("POST", "/api/nope", {"title": "x"}, None, 404, "unknown_table"),
     ("POST", "/api/todos;DROP TABLE todos", {"title": "x"}, None, 404, "unknown_table"),
