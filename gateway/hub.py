@@ -194,7 +194,7 @@ class Hub:
                 if not subs:
                     del self._by_topic[topic]
 
-    def publish(self, events: list[Event], snapshot: Snapshot) -> None:
+    def publish(self, events: list[Event]) -> None:
         """Fan a batch of committed events out to their subscribers, in order."""
         overflowed: list[Subscriber] = []
         by_topic = self._by_topic
@@ -222,7 +222,6 @@ class Hub:
             self.position = max(self.position, events[-1].id)
         self._events_in += len(events)
         self._deliveries += deliveries
-        self.advance(snapshot)
         for sub in overflowed:
             self._slow_closed += 1
             self.unsubscribe(sub)

@@ -24,7 +24,7 @@ Everything here is pure data and SQL text except the two small fetch functions.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,17 +149,25 @@ class Snapshot:
         return tx < self.xmin or (tx < self.xmax and tx not in self.xip)
 
 
-async def fetch_newly_visible(cur: Any, prev: Snapshot) -> tuple[Snapshot, list[Event]]:
-    """Everything committed since ``prev``, in id order, and the snapshot it is complete to."""
+async def current_snapshot(cur: Any) -> Snapshot:
     await cur.execute(CURRENT_SNAPSHOT)
-    (snap_text,) = await cur.fetchone()
-    snap = Snapshot.parse(snap_text)
-    events: list[Event] = []
+    (text,) = await cur.fetchone()
+    return Snapshot.parse(text)
+
+
+async def newly_visible(cur: Any, prev: Snapshot, snap: Snapshot) -> AsyncIterator[list[Event]]:
+    """Pages (id order) of everything committed after ``prev`` and visible to ``snap``.
+
+    Paging keeps memory bounded when one statement changed millions of rows; every
+    page is read against the same ``snap``, so together they are exactly the delta.
+    """
     after = 0
     while True:
         await cur.execute(NEWLY_VISIBLE, {"prev": prev.text, "snap": snap.text, "after": after})
         rows = await cur.fetchall()
-        events.extend(event_from_row(row) for row in rows)
+        if rows:
+            page = [event_from_row(row) for row in rows]
+            yield page
+            after = page[-1].id
         if len(rows) < PAGE_ROWS:
-            return snap, events
-        after = events[-1].id
+            return

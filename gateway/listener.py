@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import aiopg
 import psycopg2
 
 from .db import describe_connect_error
 from .hub import Hub
-from .journal import CURRENT_POSITION, Snapshot, fetch_newly_visible
+from .journal import CURRENT_POSITION, Snapshot, current_snapshot, newly_visible
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +110,17 @@ class Listener:
         finally:
             conn.close()
 
-    async def _read(self, cur: object) -> None:
+    async def _read(self, cur: Any) -> None:
+        """Hand the hub everything committed since the last read, page by page."""
         assert self._snapshot is not None
-        snap, events = await asyncio.wait_for(fetch_newly_visible(cur, self._snapshot), self._query_timeout)
+        async with asyncio.timeout(self._query_timeout):
+            snap = await current_snapshot(cur)
+            async for page in newly_visible(cur, self._snapshot, snap):
+                self.batches += 1
+                self.last_batch_at = time.time()
+                self._hub.publish(page)
         self._snapshot = snap
-        if events:
-            self.batches += 1
-            self.last_batch_at = time.time()
-            self._hub.publish(events, snap)
-        else:
-            self._hub.advance(snap)
+        self._hub.advance(snap)
 
 
 def _first_line(exc: BaseException) -> str:

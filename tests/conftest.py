@@ -27,7 +27,7 @@ from .sse_client import SSEClient
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _dsn_with_db(dsn: str, dbname: str) -> str:
+def dsn_with_db(dsn: str, dbname: str) -> str:
     params = psycopg2.extensions.parse_dsn(dsn)
     params["dbname"] = dbname
     return psycopg2.extensions.make_dsn(**params)
@@ -56,7 +56,7 @@ def database(server_dsn: str) -> Iterator[str]:
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield _dsn_with_db(server_dsn, name)
+        yield dsn_with_db(server_dsn, name)
     finally:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -79,6 +79,10 @@ class RunningGateway:
         client = SSEClient(self.http, self.events_url(*topics, **params), headers=headers)
         await client.connected()
         return client
+
+    @property
+    def dsn_dbname(self) -> str:
+        return str(psycopg2.extensions.parse_dsn(self.dsn)["dbname"])
 
     @property
     def hub(self):  # type: ignore[no-untyped-def]

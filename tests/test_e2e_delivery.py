@@ -8,7 +8,7 @@ import json
 
 import aiopg
 
-from .conftest import RunningGateway, run_sql, start_gateway
+from .conftest import RunningGateway, dsn_with_db, run_sql, start_gateway
 from .sse_client import Event
 
 
@@ -16,10 +16,13 @@ def titles(events: list[Event]) -> list[str]:
     return [e.json["row"]["title"] for e in events]
 
 
-async def _kill_listener(gw: RunningGateway) -> int:
-    rows = await gw.sql(
+async def _kill_listener(gw: RunningGateway, via: str | None = None) -> int:
+    """Terminate the gateway's LISTEN backend (from another database with ``via``)."""
+    rows = await run_sql(
+        via or gw.dsn,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'pg-sse-gateway listener' AND datname = current_database()"
+        "WHERE application_name = 'pg-sse-gateway listener' AND datname = %s",
+        (gw.dsn_dbname,),
     )
     return len(rows)
 
@@ -191,4 +194,28 @@ async def test_publish_payload_with_newlines_is_one_data_line(gateway: RunningGa
     await gateway.sql("SELECT gateway.publish('chat/room1', %s)", (payload,))
     event = await client.next()
     assert event.json["row"] == json.loads(payload)
+    await client.close()
+
+
+async def test_readyz_is_503_while_listener_is_down_and_it_catches_up_after(gateway: RunningGateway) -> None:
+    client = await gateway.subscribe("todos")
+    dbname = gateway.dsn_dbname
+    admin = dsn_with_db(gateway.dsn, "postgres")  # a database cannot lock itself out
+    await run_sql(admin, f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+    try:
+        assert await _kill_listener(gateway, via=admin) == 1
+        async with asyncio.timeout(5):
+            while gateway.listener.connected:
+                await asyncio.sleep(0.02)
+        async with gateway.http.get(gateway.url + "/readyz") as resp:
+            assert resp.status == 503
+            assert (await resp.json())["listener"] is False
+        async with gateway.http.post(gateway.url + "/api/todos", json={"title": "while down"}) as resp:
+            assert resp.status == 201  # the pool's open connection still writes
+    finally:
+        await run_sql(admin, f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
+    event = await client.next(timeout=15)
+    assert event.json["row"]["title"] == "while down"
+    async with gateway.http.get(gateway.url + "/readyz") as resp:
+        assert resp.status == 200
     await client.close()
