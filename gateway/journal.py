@@ -117,11 +117,16 @@ class Event:
 
 
 def _one_line(json_text: str | None) -> str:
-    """JSON text without raw line breaks (a json value may keep the writer's layout)."""
+    """JSON text without raw line breaks (a json value may keep the writer's layout).
+
+    In valid JSON a raw CR or LF can only be whitespace between tokens (inside a
+    string it must be escaped), so turning them into spaces changes no value; a
+    parse and re-dump would round big or precise numbers.
+    """
     if json_text is None:
         return "null"
     if "\n" in json_text or "\r" in json_text:
-        return json.dumps(json.loads(json_text), ensure_ascii=False, separators=(",", ":"))
+        return json_text.replace("\r", " ").replace("\n", " ")
     return json_text
 
 

@@ -142,8 +142,9 @@ def test_event_from_row_maps_journal_columns_and_converts_ids() -> None:
 
     event = event_from_row(row)
 
-    assert event == Event(id=7, tx=123456, topic="todos", table="todos", op="update", pk="42",
-                          row='{"id":42}', old='{"id":41}')
+    assert event == Event(
+        id=7, tx=123456, topic="todos", table="todos", op="update", pk="42", row='{"id":42}', old='{"id":41}'
+    )
     assert isinstance(event.tx, int)
 
 

@@ -39,7 +39,9 @@ def publish_event(payload_text: str | None, id_: int = 9, topic: str = "chat") -
 
 
 def test_encode_event_is_exactly_id_event_data_and_blank_line() -> None:
-    event = Event(id=42, tx=7, topic="todos", table="todos", op="insert", pk="3", row='{"id":3,"title":"milk"}', old=None)
+    event = Event(
+        id=42, tx=7, topic="todos", table="todos", op="insert", pk="3", row='{"id":3,"title":"milk"}', old=None
+    )
 
     wire = encode_event(event)
 
@@ -53,8 +55,14 @@ def test_encode_event_is_exactly_id_event_data_and_blank_line() -> None:
 
 def test_encoded_event_parses_back_to_same_id_type_and_json() -> None:
     event = Event(
-        id=5, tx=7, topic="todos", table="todos", op="update", pk="1",
-        row='{"id":1,"done":true}', old='{"id":1,"done":false}',
+        id=5,
+        tx=7,
+        topic="todos",
+        table="todos",
+        op="update",
+        pk="1",
+        row='{"id":1,"done":true}',
+        old='{"id":1,"done":false}',
     )
 
     (parsed,) = parse(encode_event(event))
@@ -63,15 +71,19 @@ def test_encoded_event_parses_back_to_same_id_type_and_json() -> None:
     assert parsed.event == "update"
     assert strict_json(parsed.data) == strict_json(event.data_json())
     assert strict_json(parsed.data) == {
-        "id": 5, "topic": "todos/1", "table": "todos", "op": "update",
-        "row": {"id": 1, "done": True}, "old": {"id": 1, "done": False},
+        "id": 5,
+        "topic": "todos/1",
+        "table": "todos",
+        "op": "update",
+        "row": {"id": 1, "done": True},
+        "old": {"id": 1, "done": False},
     }
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 def test_pretty_printed_payload_is_sent_as_one_data_line(newline: str) -> None:
     # gateway.publish(topic, payload json) keeps the payload's layout, line breaks included.
-    payload = newline.join(['{', '  "text": "line one\\nline two",', '  "tags": [', '    "a",', '    "b"', '  ]', '}'])
+    payload = newline.join(["{", '  "text": "line one\\nline two",', '  "tags": [', '    "a",', '    "b"', "  ]", "}"])
     wire = encode_event(publish_event(payload))
 
     data_lines = [line for line in wire.split(b"\n") if line.startswith(b"data:")]
@@ -104,22 +116,12 @@ def test_multibyte_utf8_survives_encoding_and_parsing() -> None:
     assert strict_json(plain.data)["row"] == {"name": "Zoë 🚀"}
 
 
-@pytest.mark.xfail(
-    reason="journal._one_line re-parses multi-line JSON with json.loads: a number too large for a float "
-    "(1e400) is re-emitted as Infinity, which is not JSON",
-    strict=True,
-)
 def test_pretty_printed_payload_with_huge_number_stays_valid_json() -> None:
     (parsed,) = parse(encode_event(publish_event('{\n  "n": 1e400\n}')))
 
     assert strict_json(parsed.data)["row"] == {"n": Decimal("1e400")}
 
 
-@pytest.mark.xfail(
-    reason="journal._one_line re-parses multi-line JSON with json.loads: decimals are rounded to float "
-    "(0.12345678901234567891 -> 0.12345678901234568), while the same row on one line passes through exactly",
-    strict=True,
-)
 def test_pretty_printed_payload_keeps_decimal_precision() -> None:
     (parsed,) = parse(encode_event(publish_event('{\n  "price": 0.12345678901234567891\n}')))
 
@@ -174,7 +176,10 @@ def test_comment_between_events_does_not_disturb_them() -> None:
 
     parsed = parse(encode_event(first) + encode_comment("a\r\nb") + HEARTBEAT + encode_event(second))
 
-    assert [(p.id, strict_json(p.data)["row"]) for p in parsed] == [("1", {"n": 1}), ("2", {"n": 2})]
+    # httpx_sse also yields a data-less block for the blank line after a comment once an id was
+    # seen; a browser dispatches nothing for it (the spec skips blocks with an empty data buffer).
+    dispatched = [p for p in parsed if p.data]
+    assert [(p.id, strict_json(p.data)["row"]) for p in dispatched] == [("1", {"n": 1}), ("2", {"n": 2})]
 
 
 def test_encode_message_frames_gateway_event_like_journal_events() -> None:
@@ -187,5 +192,7 @@ def test_encode_message_frames_gateway_event_like_journal_events() -> None:
     assert without_id == f"event: refetch\ndata: {data}\n\n".encode()
     (parsed,) = parse(with_id)
     assert (parsed.id, parsed.event, strict_json(parsed.data)) == (
-        "90", "refetch", {"reason": "cursor_expired", "cursor": 3, "resume_from": 90},
+        "90",
+        "refetch",
+        {"reason": "cursor_expired", "cursor": 3, "resume_from": 90},
     )
