@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
@@ -85,4 +86,11 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     stream.add_routes(app)
     rest.add_routes(app)
     health.add_routes(app)
+    if settings.demo and "todos" in settings.expose:
+        app.router.add_get("/", _todo_page)
     return app
+
+
+async def _todo_page(request: web.Request) -> web.FileResponse:
+    """The live todo demo: one static page, no build step."""
+    return web.FileResponse(Path(__file__).parent / "static" / "index.html")

@@ -118,12 +118,12 @@ def test_settings(**overrides: object) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def start_gateway(dsn: str, **overrides: object) -> AsyncIterator[RunningGateway]:
+async def start_gateway(dsn: str, port: int = 0, **overrides: object) -> AsyncIterator[RunningGateway]:
     settings = test_settings(database_url=dsn, **overrides)
     app = create_app(settings, dsn)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
     await site.start()
     port = runner.addresses[0][1]
     async with aiohttp.ClientSession() as http:
