@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -27,11 +26,11 @@ ARTIFACTS = ROOT / "test-artifacts"
 if not (CHROMIUM and CHROMEDRIVER):
     if os.environ.get("CI"):
         raise RuntimeError("browser tests need chromium and chromium-driver; .ci/run installs them with apt-get")
-    pytest.skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
+    pytest.skip("needs chromium and chromium-driver (apt-get install them)", allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 
