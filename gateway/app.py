@@ -15,8 +15,10 @@ from pathlib import Path
 from aiohttp import web
 
 from . import health, rest, stream
+from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .catalog import load_table
 from .config import Settings
+from .cors import CORS, CorsPolicy, add_cors_headers, preflight
 from .db import apply_schema, create_pool
 from .errors import json_errors
 from .hub import Hub
@@ -72,7 +74,11 @@ async def _end_streams(app: web.Application) -> None:
 
 
 def create_app(settings: Settings, dsn: str) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body)
+    """The gateway as an aiohttp app; raises ConfigError for an unusable auth key."""
+    app = web.Application(middlewares=[json_errors, preflight, authenticate], client_max_size=settings.max_body)
+    app[AUTHENTICATOR] = Authenticator(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)
+    app[CORS] = CorsPolicy(settings.cors_origins)
+    app.on_response_prepare.append(add_cors_headers)
     hub = Hub(settings.subscriber_buffer)
     app[SETTINGS] = settings
     app[DSN] = dsn

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"pg-sse-gateway: schema applied, watching {', '.join(settings.expose)}")
         else:
             asyncio.run(_serve(settings, dsn))
-    except (DatabaseError, StartupError) as exc:
+    except (DatabaseError, StartupError, ConfigError) as exc:
         print(f"pg-sse-gateway: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

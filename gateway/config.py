@@ -84,9 +84,37 @@ def _text(value: str) -> str:
     return value
 
 
-def _setting(default: Any, env: str, parse: Callable[[str], Any], help: str, metavar: str = "") -> Any:
+def _origins(value: str) -> tuple[str, ...]:
+    origins = tuple(part.strip() for part in value.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not re.match(r"^https?://[^/\s]+$", origin.rstrip("/")):
+            raise ValueError(f"{origin!r} is not an origin like https://app.example.com (or *)")
+    return origins
+
+
+def _pem(value: str) -> str:
+    """PEM text as it is, or the contents of the file it names."""
+    if not value or value.lstrip().startswith("-----BEGIN"):
+        return value
+    try:
+        return Path(value).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"neither PEM text nor a readable file: {exc.strerror}") from None
+
+
+def _log_format(value: str) -> str:
+    fmt = value.strip().lower()
+    if fmt not in {"text", "json"}:
+        raise ValueError("must be text or json")
+    return fmt
+
+
+def _setting(
+    default: Any, env: str, parse: Callable[[str], Any], help: str, metavar: str = "", secret: bool = False
+) -> Any:
     return field(
         default=default,
+        repr=not secret,  # a secret never reaches a log line through repr(settings)
         metadata={"env": env, "parse": parse, "help": help, "metavar": metavar},
     )
 
@@ -166,6 +194,36 @@ class Settings:
         "S",
     )
     log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL", _log_level, "debug, info, warning, error", "LEVEL")
+    log_format: str = _setting("text", "GATEWAY_LOG_FORMAT", _log_format, "text, or json (one object per line)", "FMT")
+    shutdown_timeout: float = _setting(
+        10.0,
+        "GATEWAY_SHUTDOWN_TIMEOUT",
+        _positive_float,
+        "seconds a SIGTERM waits for requests in flight before exiting",
+        "S",
+    )
+    jwt_secret: str = _setting(
+        "", "GATEWAY_JWT_SECRET", _text, "HS256 secret; turns auth on for /events and /api", "SECRET", secret=True
+    )
+    jwt_public_key: str = _setting(
+        "",
+        "GATEWAY_JWT_PUBLIC_KEY",
+        _pem,
+        "RS256 public key (PEM text or a file); turns auth on for /events and /api",
+        "PEM",
+    )
+    jwt_audience: str = _setting("", "GATEWAY_JWT_AUDIENCE", _text, "required 'aud' claim, if set", "AUD")
+    cors_origins: tuple[str, ...] = _setting(
+        (),
+        "GATEWAY_CORS_ORIGINS",
+        _origins,
+        "comma-separated browser origins allowed to call /events and /api (* for any, without cookies)",
+        "ORIGINS",
+    )
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.jwt_secret or self.jwt_public_key)
 
     @property
     def embedded(self) -> bool:
@@ -207,6 +265,8 @@ def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, 
             values[setting.name] = _parse(setting.name, str(flag_value), "--" + setting.name.replace("_", "-"))
         elif setting.metadata["env"] in env:
             values[setting.name] = _parse(setting.name, env[setting.metadata["env"]], setting.metadata["env"])
+    if values.get("jwt_secret") and values.get("jwt_public_key"):
+        raise ConfigError("set GATEWAY_JWT_SECRET (HS256) or GATEWAY_JWT_PUBLIC_KEY (RS256), not both")
     settings = Settings(**values)
     if "demo" not in values and settings.embedded:
         settings = Settings(**{**values, "demo": True})

@@ -16,6 +16,7 @@ import aiopg
 from aiohttp import web
 from psycopg2 import sql
 
+from .auth import grant_of
 from .catalog import Column, Table
 from .errors import ApiError
 from .state import POOL, SETTINGS, TABLES
@@ -161,6 +162,7 @@ def _order(table: Table, raw: str | None) -> sql.Composable:
 
 async def list_rows(request: web.Request) -> web.Response:
     table = _table(request)
+    grant_of(request).require_read(table.name)
     limit = _int_param(request, "limit", request.app[SETTINGS].page_limit, request.app[SETTINGS].page_limit)
     offset = _int_param(request, "offset", 0)
     order = _order(table, request.query.get("order"))
@@ -185,6 +187,7 @@ async def list_rows(request: web.Request) -> web.Response:
 
 async def create_row(request: web.Request) -> web.Response:
     table = _table(request)
+    grant_of(request).require_write(table.name)
     pairs = _writable(table, await _read_object(request))
     returning = sql.SQL(" RETURNING row_to_json(t)::text, {}::text").format(
         sql.SQL("t.{}").format(sql.Identifier(table.key.name)) if table.key else sql.SQL("NULL")
@@ -207,6 +210,7 @@ async def create_row(request: web.Request) -> web.Response:
 async def get_row(request: web.Request) -> web.Response:
     table = _table(request)
     key, pk = _key(table, request.match_info["pk"])
+    grant_of(request).require_read(f"{table.name}/{pk}")
     query = sql.SQL("SELECT row_to_json(t)::text FROM {} AS t WHERE t.{} = ").format(
         table.ident, sql.Identifier(key.name)
     ) + _placeholder(key)
@@ -218,6 +222,7 @@ async def get_row(request: web.Request) -> web.Response:
 
 async def update_row(request: web.Request) -> web.Response:
     table = _table(request)
+    grant_of(request).require_write(table.name)
     key, pk = _key(table, request.match_info["pk"])
     pairs = _writable(table, await _read_object(request))
     if not pairs:
@@ -238,6 +243,7 @@ async def update_row(request: web.Request) -> web.Response:
 
 async def delete_row(request: web.Request) -> web.Response:
     table = _table(request)
+    grant_of(request).require_write(table.name)
     key, pk = _key(table, request.match_info["pk"])
     query = (
         sql.SQL("DELETE FROM {} AS t WHERE t.{} = ").format(table.ident, sql.Identifier(key.name))

@@ -16,12 +16,14 @@ import asyncio
 import json
 import logging
 import re
+import time
 
 import aiopg
 import psycopg2
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from .auth import grant_of
 from .errors import ApiError
 from .hub import Subscriber, SubscriberClosed
 from .journal import PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
@@ -64,6 +66,9 @@ def parse_cursor(request: web.Request) -> int | None:
 async def events(request: web.Request) -> web.StreamResponse:
     topics = parse_topics(request)
     cursor = parse_cursor(request)
+    grant = grant_of(request)
+    for topic in topics:
+        grant.require_read(topic)
     settings = request.app[SETTINGS]
     hub = request.app[HUB]
     response = EventSourceResponse(ping_interval=settings.heartbeat)
@@ -71,6 +76,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     transport = request.transport
     if transport is not None:
         sub.abort = transport.abort  # for a slow consumer stuck in a write
+    expiry = None
+    if grant.expires_at is not None:  # a stream lives no longer than its token
+        delay = max(0.0, grant.expires_at - time.time())
+        expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
     try:
         await response.prepare(request)
         async with response:
@@ -85,6 +94,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         hub.unsubscribe(sub)
+        if expiry is not None:
+            expiry.cancel()
     return response
 
 

@@ -1,0 +1,160 @@
+"""Who may subscribe to what and who may write: JWT bearer tokens.
+
+Off unless GATEWAY_JWT_SECRET (HS256) or GATEWAY_JWT_PUBLIC_KEY (RS256, PEM) is
+set. With either set, ``/events`` and ``/api`` refuse a request without a valid,
+unexpired token (401) and refuse a topic or a write the token does not grant (403).
+
+Claims the gateway reads::
+
+    {"sub": "user-1", "exp": 1767225600,
+     "topics": ["todos", "chat/*"],   # topic patterns: * matches any text, "/" included
+     "write": true}                    # or a list of tables: ["todos"]
+
+A topic pattern that grants a table topic (``todos``) grants its row topics too
+(``todos/42``): a table subscriber sees every row's changes anyway. Reading
+``/api/<table>`` needs the table topic; ``/api/<table>/<pk>`` the row topic.
+
+The token comes from ``Authorization: Bearer``, the ``access_token`` query
+parameter, or the ``access_token`` cookie (an EventSource cannot set headers). It
+is never logged: the access log is off, and messages never echo it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+from .config import ConfigError
+from .errors import ApiError
+
+TOKEN_NAME = "access_token"
+_PROTECTED_PREFIXES = ("/events", "/api/", "/api")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one request may do."""
+
+    topics: tuple[str, ...]
+    write: bool | frozenset[str]
+    subject: str | None = None
+    expires_at: float | None = None
+
+    def may_read(self, topic: str) -> bool:
+        for pattern in self.topics:
+            if fnmatch.fnmatchcase(topic, pattern):
+                return True
+            table, slash, _ = topic.partition("/")
+            if slash and fnmatch.fnmatchcase(table, pattern):
+                return True
+        return False
+
+    def may_write(self, table: str) -> bool:
+        if isinstance(self.write, bool):
+            return self.write
+        return table in self.write
+
+    def require_read(self, topic: str) -> None:
+        if not self.may_read(topic):
+            raise ApiError(403, "forbidden", f"the token does not grant topic {topic!r}")
+
+    def require_write(self, table: str) -> None:
+        if not self.may_write(table):
+            raise ApiError(403, "forbidden", f"the token does not grant writes to {table!r}")
+
+
+EVERYTHING = Grant(topics=("*",), write=True)
+
+
+class Authenticator:
+    """Verifies tokens with one key; ``enabled`` is False when no key is configured."""
+
+    def __init__(self, secret: str = "", public_key: str = "", audience: str = "") -> None:
+        if secret and public_key:
+            raise ConfigError("set GATEWAY_JWT_SECRET or GATEWAY_JWT_PUBLIC_KEY, not both")
+        self._key: Any = secret or public_key
+        self._algorithms = ["HS256"] if secret else ["RS256"]
+        self._audience = audience or None
+        self.enabled = bool(self._key)
+        if public_key:
+            try:  # fail at start, not on the first request, if the PEM is unusable
+                jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).prepare_key(public_key)
+            except (ValueError, TypeError, jwt.InvalidKeyError) as exc:
+                raise ConfigError(f"GATEWAY_JWT_PUBLIC_KEY is not an RSA public key in PEM: {exc}") from None
+
+    def grant(self, request: web.Request) -> Grant:
+        """The request's grant; raises a 401 ApiError when auth is on and the token is bad."""
+        if not self.enabled:
+            return EVERYTHING
+        token = _token(request)
+        if token is None:
+            raise _unauthorized("a token is required: Authorization: Bearer <jwt>, ?access_token= or a cookie")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                options={"require": ["exp"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("the token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise _unauthorized(f"the token is not valid: {exc}") from None
+        return _grant_from(claims)
+
+
+def _grant_from(claims: dict[str, Any]) -> Grant:
+    topics = claims.get("topics", [])
+    write = claims.get("write", False)
+    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+        raise _unauthorized("the token's 'topics' claim must be a list of topic patterns")
+    if isinstance(write, list) and all(isinstance(t, str) for t in write):
+        write_grant: bool | frozenset[str] = frozenset(write)
+    elif isinstance(write, bool):
+        write_grant = write
+    else:
+        raise _unauthorized("the token's 'write' claim must be true, false or a list of tables")
+    exp = claims.get("exp")
+    return Grant(
+        topics=tuple(topics),
+        write=write_grant,
+        subject=claims.get("sub"),
+        expires_at=float(exp) if isinstance(exp, (int, float)) else None,
+    )
+
+
+def _token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query.get(TOKEN_NAME) or request.cookies.get(TOKEN_NAME) or None
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'})
+
+
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator", Authenticator)
+GRANT_KEY: web.RequestKey[Grant] = web.RequestKey("grant", Grant)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the request's Grant (or refuse it) before /events and /api handlers run."""
+    if request.method != "OPTIONS" and request.path.startswith(_PROTECTED_PREFIXES):
+        request[GRANT_KEY] = request.app[AUTHENTICATOR].grant(request)
+    return await handler(request)
+
+
+def grant_of(request: web.Request) -> Grant:
+    grant: Grant = request.get(GRANT_KEY, EVERYTHING)
+    return grant

@@ -1,0 +1,71 @@
+"""CORS for /events and /api: which browser origins may call the gateway.
+
+An ``EventSource`` with ``withCredentials`` (cookies) needs the exact origin echoed
+back with ``Access-Control-Allow-Credentials: true``; ``*`` only serves requests
+without credentials. Headers are added in ``on_response_prepare``, so they reach
+streaming responses too, whose headers go out before the handler returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .errors import error_response
+
+_PATHS = ("/events", "/api")
+_ALLOW_HEADERS = "Authorization, Content-Type, Last-Event-ID, Cache-Control"
+_ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class CorsPolicy:
+    def __init__(self, origins: tuple[str, ...]) -> None:
+        self._any = "*" in origins
+        self._origins = frozenset(o.rstrip("/") for o in origins if o != "*")
+
+    def allowed_origin(self, request: web.Request) -> str | None:
+        """The value for Access-Control-Allow-Origin, or None to send no CORS headers."""
+        origin = request.headers.get("Origin")
+        if not origin or not request.path.startswith(_PATHS):
+            return None
+        if origin in self._origins:
+            return origin
+        return "*" if self._any else None
+
+    def headers(self, origin: str) -> dict[str, str]:
+        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if origin != "*":
+            headers["Access-Control-Allow-Credentials"] = "true"
+        headers["Access-Control-Expose-Headers"] = "Location"
+        return headers
+
+
+CORS: web.AppKey[CorsPolicy] = web.AppKey("cors", CorsPolicy)
+
+
+@web.middleware
+async def preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer CORS preflight requests; everything else goes on to its handler."""
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        policy = request.app[CORS]
+        origin = policy.allowed_origin(request)
+        if origin is None:
+            origin_name = request.headers.get("Origin", "")
+            return error_response(403, "forbidden", f"origin {origin_name!r} is not in GATEWAY_CORS_ORIGINS")
+        headers = {
+            **policy.headers(origin),
+            "Access-Control-Allow-Methods": _ALLOW_METHODS,
+            "Access-Control-Allow-Headers": _ALLOW_HEADERS,
+            "Access-Control-Max-Age": "600",
+        }
+        return web.Response(status=204, headers=headers)
+    return await handler(request)
+
+
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    origin = request.app[CORS].allowed_origin(request)
+    if origin is not None:
+        response.headers.update(request.app[CORS].headers(origin))
