@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import health, rest, stream
+from . import health, metrics, rest, stream
 from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .catalog import load_table
 from .config import Settings
@@ -23,6 +23,7 @@ from .db import apply_schema, create_pool
 from .errors import json_errors
 from .hub import Hub
 from .listener import Listener
+from .metrics import METRICS, Metrics, time_requests
 from .retention import prune_forever
 from .state import DSN, HUB, LISTENER, POOL, SETTINGS, TABLES
 
@@ -75,7 +76,10 @@ async def _end_streams(app: web.Application) -> None:
 
 def create_app(settings: Settings, dsn: str) -> web.Application:
     """The gateway as an aiohttp app; raises ConfigError for an unusable auth key."""
-    app = web.Application(middlewares=[json_errors, preflight, authenticate], client_max_size=settings.max_body)
+    app = web.Application(
+        middlewares=[time_requests, json_errors, preflight, authenticate], client_max_size=settings.max_body
+    )
+    app[METRICS] = Metrics()
     app[AUTHENTICATOR] = Authenticator(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)
     app[CORS] = CorsPolicy(settings.cors_origins)
     app.on_response_prepare.append(add_cors_headers)
@@ -92,6 +96,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     stream.add_routes(app)
     rest.add_routes(app)
     health.add_routes(app)
+    metrics.add_routes(app)
     if settings.demo and "todos" in settings.expose:
         app.router.add_get("/", _todo_page)
     return app

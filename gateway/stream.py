@@ -27,6 +27,7 @@ from .auth import grant_of
 from .errors import ApiError
 from .hub import Subscriber, SubscriberClosed
 from .journal import PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
+from .metrics import METRICS, Metrics
 from .sse import encode_comment, encode_event, encode_message, encode_preamble
 from .state import HUB, POOL, SETTINGS
 
@@ -89,7 +90,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await response.write(encode_preamble(settings.retry_ms, None))
                 if not await _replay(request, response, sub, cursor, topics):
                     return response
-            await _stream_live(response, sub)
+            await _stream_live(response, sub, request.app[METRICS])
     except (ConnectionResetError, ConnectionError):
         pass
     finally:
@@ -99,7 +100,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _stream_live(response: EventSourceResponse, sub: Subscriber) -> None:
+async def _stream_live(response: EventSourceResponse, sub: Subscriber, metrics: Metrics) -> None:
     while True:
         try:
             data = await sub.next_chunk()
@@ -111,6 +112,7 @@ async def _stream_live(response: EventSourceResponse, sub: Subscriber) -> None:
             await response.write(data)
         finally:
             sub.writing = False
+        metrics.bytes_out += len(data)
 
 
 async def _goodbye(response: EventSourceResponse, reason: str) -> None:
@@ -138,8 +140,8 @@ async def _replay(
             await response.write(encode_message("refetch", data, event_id=newest))
         else:
             params = {"cursor": cursor, "tx_xmin": tx_xmin or "0", "snap": snap.text, "topics": topics}
-            await _replay_query(pool, response, REPLAY_LATE, {**params, "after": 0})
-            await _replay_query(pool, response, REPLAY_AFTER, {**params, "after": cursor})
+            await _replay_query(pool, response, request.app[METRICS], REPLAY_LATE, {**params, "after": 0})
+            await _replay_query(pool, response, request.app[METRICS], REPLAY_AFTER, {**params, "after": cursor})
     except (psycopg2.Error, TimeoutError) as exc:
         log.warning("replay from %d failed: %s", cursor, exc)
         await _goodbye(response, "replay failed, the database is unavailable")
@@ -148,14 +150,18 @@ async def _replay(
     return True
 
 
-async def _replay_query(pool: aiopg.Pool, response: EventSourceResponse, query: str, params: dict[str, object]) -> None:
+async def _replay_query(
+    pool: aiopg.Pool, response: EventSourceResponse, metrics: Metrics, query: str, params: dict[str, object]
+) -> None:
     while True:
         async with pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(query, params)
             rows = await cur.fetchall()
         if rows:
             events = [event_from_row(row) for row in rows]
-            await response.write(b"".join(encode_event(event) for event in events))
+            data = b"".join(encode_event(event) for event in events)
+            await response.write(data)
+            metrics.bytes_out += len(data)
             params = {**params, "after": events[-1].id}
         if len(rows) < PAGE_ROWS:
             return

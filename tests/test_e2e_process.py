@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,8 +22,10 @@ LISTENING = re.compile(r"listening on (http://\S+)")
 
 
 @asynccontextmanager
-async def gateway_process(dsn: str, *args: str, port: int = 0) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    env = {**os.environ, "DATABASE_URL": dsn, "GATEWAY_PORT": str(port), "GATEWAY_LOG_LEVEL": "warning"}
+async def gateway_process(
+    dsn: str, *args: str, port: int = 0, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    env = {**os.environ, "DATABASE_URL": dsn, "GATEWAY_PORT": str(port), "GATEWAY_LOG_LEVEL": "warning", **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -142,3 +146,28 @@ async def test_help_lists_every_setting() -> None:
     for flag in ("--port", "--host", "--database-url", "--expose", "--heartbeat", "--log-level", "--data-dir"):
         assert flag in text
     assert "GATEWAY_PORT" in text and "DATABASE_URL" in text
+
+
+async def test_sigterm_ends_streams_cleanly_and_exits_zero(database: str) -> None:
+    settings = {"GATEWAY_LOG_FORMAT": "json", "GATEWAY_LOG_LEVEL": "info", "GATEWAY_SHUTDOWN_TIMEOUT": "5"}
+    async with aiohttp.ClientSession() as http, gateway_process(database, env=settings) as (proc, url):
+        clients = [SSEClient(http, f"{url}/events?topic=todos") for _ in range(5)]
+        for client in clients:
+            await client.connected()
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(5):
+            assert await proc.wait() == 0
+        assert time.monotonic() - started < 5  # streams did not hold the shutdown
+        for client in clients:
+            async with asyncio.timeout(2):
+                await client.ended.wait()
+            assert any(c.startswith("closing: server shutting down") for c in client.comments)
+        assert proc.stderr is not None
+        log_lines = (await proc.stderr.read()).decode().splitlines()
+        assert log_lines and all(json.loads(line)["level"] for line in log_lines)
+    async with aiopg.connect(database) as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert (await cur.fetchone())[0] == 0  # listener and pool closed

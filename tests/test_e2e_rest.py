@@ -162,6 +162,17 @@ async def test_health_and_readiness(gateway: RunningGateway) -> None:
         assert resp.status == 200 and (await resp.json())["status"] == "ok"
     async with gateway.http.get(gateway.url + "/readyz") as resp:
         assert resp.status == 200 and await resp.json() == {"ready": True, "database": True, "listener": True}
+    client = await gateway.subscribe("todos")
+    async with gateway.http.post(gateway.url + "/api/todos", json={"title": "counted"}) as resp:
+        assert resp.status == 201
+    await client.next()
     async with gateway.http.get(gateway.url + "/metrics") as resp:
         text = await resp.text()
-    assert "gateway_subscribers 0" in text and "gateway_listener_connected 1" in text
+    metrics = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert metrics["gateway_subscribers"] == "1" and metrics["gateway_listener_connected"] == "1"
+    assert metrics["gateway_events_in_total"] == "1" and metrics["gateway_deliveries_total"] == "1"
+    assert int(metrics["gateway_bytes_out_total"]) > 100
+    assert metrics["gateway_journal_lag_events"] == "0"
+    post = 'method="POST",route="/api/{table}",status="201"'
+    assert metrics[f"gateway_http_request_duration_seconds_count{{{post}}}"] == "1"
+    await client.close()

@@ -1,0 +1,115 @@
+"""/metrics in the Prometheus text format, and the counters only HTTP can see.
+
+The hub and the listener keep their own statistics; this module adds bytes
+streamed and request latencies, and renders everything on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable
+
+import psycopg2
+from aiohttp import web
+
+from .state import HUB, LISTENER, POOL
+
+# Upper bounds (seconds) of the request latency histogram buckets.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """Counters owned by the HTTP side: one instance per app."""
+
+    def __init__(self) -> None:
+        self.bytes_out = 0
+        # (method, route, status) -> [bucket counts..., +Inf count], sum
+        self._latency: dict[tuple[str, str, int], tuple[list[int], list[float]]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        counts, total = self._latency.setdefault((method, route, status), ([0] * (len(LATENCY_BUCKETS) + 1), [0.0]))
+        counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        total[0] += seconds
+
+    def latency_lines(self) -> list[str]:
+        lines = [
+            "# HELP gateway_http_request_duration_seconds Time to answer an API request (streams excluded).",
+            "# TYPE gateway_http_request_duration_seconds histogram",
+        ]
+        for (method, route, status), (counts, total) in sorted(self._latency.items()):
+            labels = f'method="{method}",route="{route}",status="{status}"'
+            cumulative = 0
+            for bound, count in zip(LATENCY_BUCKETS, counts, strict=False):
+                cumulative += count
+                lines.append(f'gateway_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative}')
+            cumulative += counts[-1]
+            lines.append(f'gateway_http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {cumulative}')
+            lines.append(f"gateway_http_request_duration_seconds_sum{{{labels}}} {total[0]:.6f}")
+            lines.append(f"gateway_http_request_duration_seconds_count{{{labels}}} {cumulative}")
+        return lines
+
+
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def time_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record how long each non-streaming request took, by route pattern (not raw path)."""
+    started = time.perf_counter()
+    response = await handler(request)
+    if request.path != "/events":
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        request.app[METRICS].observe(request.method, route, response.status, time.perf_counter() - started)
+    return response
+
+
+async def _journal_newest(request: web.Request) -> int | None:
+    try:
+        async with asyncio.timeout(1.0), request.app[POOL].acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT coalesce(max(id), 0) FROM gateway.journal")
+            (newest,) = await cur.fetchone()
+            return int(newest)
+    except (psycopg2.Error, OSError, TimeoutError):
+        return None
+
+
+async def metrics(request: web.Request) -> web.Response:
+    stats = request.app[HUB].statistics()
+    listener = request.app[LISTENER]
+    newest = await _journal_newest(request)
+    rows: list[tuple[str, str, str, float | None]] = [
+        ("gateway_subscribers", "gauge", "Open /events streams.", stats.subscribers),
+        ("gateway_topics", "gauge", "Topics with at least one subscriber.", stats.topics),
+        ("gateway_events_in_total", "counter", "Events read from the journal.", stats.events_in),
+        ("gateway_deliveries_total", "counter", "Events queued to subscribers.", stats.deliveries),
+        ("gateway_bytes_out_total", "counter", "Bytes written to SSE streams.", request.app[METRICS].bytes_out),
+        (
+            "gateway_slow_consumers_closed_total",
+            "counter",
+            "Subscribers closed for falling behind.",
+            stats.slow_consumers_closed,
+        ),
+        ("gateway_listener_connected", "gauge", "1 while the LISTEN connection is up.", int(listener.connected)),
+        ("gateway_listener_reconnects_total", "counter", "Times the LISTEN connection was lost.", listener.reconnects),
+        ("gateway_journal_position", "gauge", "Highest journal id the listener delivered.", stats.position),
+        (
+            "gateway_journal_lag_events",
+            "gauge",
+            "Committed journal rows the listener has not delivered yet.",
+            None if newest is None else max(0, newest - stats.position),
+        ),
+    ]
+    lines: list[str] = []
+    for name, kind, help_text, value in rows:
+        if value is not None:
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    lines += request.app[METRICS].latency_lines()
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics)
