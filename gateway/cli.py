@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -101,10 +103,13 @@ async def _init_db(settings: Settings, dsn: str) -> None:
 
 
 async def _serve(settings: Settings, dsn: str) -> None:
+    stop = _stop_on_signals()  # first: a SIGTERM during start-up must stop us too
     app = create_app(settings, dsn)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=settings.shutdown_timeout)
-    await runner.setup()
     try:
+        if not await _unless_stopped(runner.setup(), stop):
+            log.info("stopped during start-up")
+            return
         site = web.TCPSite(runner, settings.host, settings.port)
         try:
             await site.start()
@@ -123,14 +128,33 @@ async def _serve(settings: Settings, dsn: str) -> None:
                 f"  and: curl -X POST {base}/api/todos -H 'Content-Type: application/json' -d '{{\"title\":\"milk\"}}'",
                 flush=True,
             )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         log.info("stopping")
     finally:
         await runner.cleanup()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``work`` unless ``stop`` is set first (then cancel it); True if it finished."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        stopped.cancel()
+        task.result()  # re-raise a start-up error
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
 
 
 def _bound_port(runner: web.AppRunner, configured: int) -> int:

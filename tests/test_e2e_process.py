@@ -171,3 +171,31 @@ async def test_sigterm_ends_streams_cleanly_and_exits_zero(database: str) -> Non
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         assert (await cur.fetchone())[0] == 0  # listener and pool closed
+
+
+async def test_sigterm_during_startup_exits_promptly(database: str) -> None:
+    """A database that accepts TCP but never answers holds start-up; SIGTERM still ends it."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers the startup packet
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{port}/none", "GATEWAY_PORT": "0"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await asyncio.sleep(2.0)  # importing and reaching the connect attempt
+    assert proc.returncode is None
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(5):
+        code = await proc.wait()
+    server.close()
+    assert code == 0 and time.monotonic() - started < 3
