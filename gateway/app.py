@@ -22,6 +22,7 @@ from .cors import CORS, CorsPolicy, add_cors_headers, preflight
 from .db import apply_schema, create_pool
 from .errors import json_errors
 from .hub import Hub
+from .limits import LIMITS, StreamLimits
 from .listener import Listener
 from .metrics import METRICS, Metrics, time_requests
 from .retention import prune_forever
@@ -82,6 +83,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app[METRICS] = Metrics()
     app[AUTHENTICATOR] = Authenticator(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)
     app[CORS] = CorsPolicy(settings.cors_origins)
+    app[LIMITS] = StreamLimits(settings.max_subscribers, settings.max_subscribers_per_client)
     app.on_response_prepare.append(add_cors_headers)
     hub = Hub(settings.subscriber_buffer)
     app[SETTINGS] = settings

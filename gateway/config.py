@@ -166,6 +166,16 @@ class Settings:
         "bytes a subscriber may fall behind before it is disconnected",
         "BYTES",
     )
+    max_subscribers: int = _setting(
+        10000, "GATEWAY_MAX_SUBSCRIBERS", _positive_int, "most SSE streams this process holds (then 503)", "N"
+    )
+    max_subscribers_per_client: int = _setting(
+        100,
+        "GATEWAY_MAX_SUBSCRIBERS_PER_CLIENT",
+        _positive_int,
+        "most SSE streams one client address holds (then 429)",
+        "N",
+    )
     max_body: int = _setting(1024 * 1024, "GATEWAY_MAX_BODY", _positive_int, "largest request body accepted", "BYTES")
     page_limit: int = _setting(1000, "GATEWAY_PAGE_LIMIT", _positive_int, "largest ?limit= a list request may ask", "N")
     pool_size: int = _setting(10, "GATEWAY_POOL_SIZE", _positive_int, "database connections for HTTP requests", "N")

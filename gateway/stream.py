@@ -23,10 +23,11 @@ import psycopg2
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from .auth import grant_of
+from .auth import Grant, grant_of
 from .errors import ApiError
 from .hub import Subscriber, SubscriberClosed
 from .journal import PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
+from .limits import LIMITS
 from .metrics import METRICS, Metrics
 from .sse import encode_comment, encode_event, encode_message, encode_preamble
 from .state import HUB, POOL, SETTINGS
@@ -70,6 +71,13 @@ async def events(request: web.Request) -> web.StreamResponse:
     grant = grant_of(request)
     for topic in topics:
         grant.require_read(topic)
+    with request.app[LIMITS].admit(request.remote or "unknown"):
+        return await _serve_stream(request, topics, cursor, grant)
+
+
+async def _serve_stream(
+    request: web.Request, topics: list[str], cursor: int | None, grant: Grant
+) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     hub = request.app[HUB]
     response = EventSourceResponse(ping_interval=settings.heartbeat)

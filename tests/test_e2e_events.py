@@ -8,6 +8,7 @@ import json
 import aiohttp
 
 from .conftest import RunningGateway, start_gateway
+from .sse_client import SSEClient
 
 
 async def post(gw: RunningGateway, path: str, body: object) -> aiohttp.ClientResponse:
@@ -176,3 +177,29 @@ async def test_shutdown_leaves_no_task_subscriber_or_connection(database: str) -
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     )
     assert rows[0][0] == 0
+
+
+async def test_stream_limits_per_process_and_per_client(database: str) -> None:
+    def from_address(address: str) -> aiohttp.ClientSession:  # loopback has 127.0.0.0/8 to pick from
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+    async with (
+        start_gateway(database, max_subscribers=3, max_subscribers_per_client=2) as gw,
+        from_address("127.0.0.2") as second_host,
+        from_address("127.0.0.3") as third_host,
+    ):
+        first = [await gw.subscribe("todos") for _ in range(2)]
+        async with gw.http.get(gw.url + "/events?topic=todos") as resp:
+            assert resp.status == 429 and (await resp.json())["error"]["code"] == "too_many_streams"
+            assert resp.headers["Retry-After"]
+        other = SSEClient(second_host, gw.url + "/events?topic=todos")
+        await other.connected()
+        async with third_host.get(gw.url + "/events?topic=todos") as resp:
+            assert resp.status == 503 and (await resp.json())["error"]["code"] == "too_many_subscribers"
+        await first[0].close()
+        async with asyncio.timeout(5):
+            while gw.hub.statistics().subscribers > 2:
+                await asyncio.sleep(0.02)
+        again = await gw.subscribe("todos")  # a closed stream frees its slot
+        for client in (first[1], other, again):
+            await client.close()

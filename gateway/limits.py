@@ -1,0 +1,58 @@
+"""How many streams one process, and one client address, may hold open.
+
+Past the process limit a new stream gets a 503 (try another replica, or later);
+past the per-address limit a 429 (that client holds too many already: usually a
+page that opens a new EventSource without closing the old one).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiohttp import web
+
+from .errors import ApiError
+
+
+class StreamLimits:
+    def __init__(self, per_process: int, per_client: int) -> None:
+        self._per_process = per_process
+        self._per_client = per_client
+        self._by_client: Counter[str] = Counter()
+        self._open = 0
+
+    @property
+    def open_streams(self) -> int:
+        return self._open
+
+    @contextmanager
+    def admit(self, client: str) -> Iterator[None]:
+        """Hold one stream slot for ``client`` while the block runs, or refuse."""
+        if self._open >= self._per_process:
+            raise ApiError(
+                503,
+                "too_many_subscribers",
+                f"this gateway holds its maximum of {self._per_process} streams; retry later or elsewhere",
+                headers={"Retry-After": "5"},
+            )
+        if self._by_client[client] >= self._per_client:
+            raise ApiError(
+                429,
+                "too_many_streams",
+                f"{client} already holds {self._per_client} streams; close one (several topics fit on one stream)",
+                headers={"Retry-After": "5"},
+            )
+        self._open += 1
+        self._by_client[client] += 1
+        try:
+            yield
+        finally:
+            self._open -= 1
+            self._by_client[client] -= 1
+            if not self._by_client[client]:
+                del self._by_client[client]
+
+
+LIMITS: web.AppKey[StreamLimits] = web.AppKey("limits", StreamLimits)
