@@ -26,6 +26,7 @@ from .limits import LIMITS, StreamLimits
 from .listener import Listener
 from .metrics import METRICS, Metrics, time_requests
 from .retention import prune_forever
+from .sse import HEARTBEAT
 from .state import DSN, HUB, LISTENER, POOL, SETTINGS, TABLES
 
 LISTENER_START_TIMEOUT = 15.0
@@ -71,6 +72,21 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
+    """One timer for all streams: a comment every GATEWAY_HEARTBEAT seconds."""
+
+    async def beat(hub: Hub, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            hub.broadcast(HEARTBEAT)
+
+    task = asyncio.create_task(beat(app[HUB], app[SETTINGS].heartbeat), name="gateway-heartbeat")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _end_streams(app: web.Application) -> None:
     app[HUB].close_all("server shutting down")
 
@@ -94,6 +110,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_listener)
     app.cleanup_ctx.append(_retention)
+    app.cleanup_ctx.append(_heartbeat)
     app.on_shutdown.append(_end_streams)
     stream.add_routes(app)
     rest.add_routes(app)

@@ -1,13 +1,22 @@
 """The hub: topics to subscribers, and the fan-out of committed events.
 
-The hub knows nothing of HTTP or SQL. The listener hands it batches of events in
-commit order; the hub encodes each event to SSE bytes once and appends the same
-bytes object to the buffer of every matching subscriber. A subscriber's stream
-handler is woken once, however many events land in its buffer in one loop tick,
-and writes them all in one write (coalescing).
+Theory of operation. The hub knows nothing of HTTP or SQL. The listener hands it
+pages of committed events in commit order; the hub encodes each event to SSE bytes
+once. Most subscribers hold one topic: for them the page's bytes for that topic
+are joined once and the same bytes object goes to each. Subscribers with several
+topics, or still replaying history, take the page event by event.
 
-Each buffer has a bound in bytes. A subscriber whose buffer passes it is a slow
-consumer: it is closed (it can resume with its cursor) and nobody waits for it.
+Once its stream is live, a subscriber has a *sink*: a function that writes bytes
+straight to its connection. At the end of each page the hub writes every touched
+subscriber's queued bytes with one call, so a client gets one write per page
+however many events the page holds (coalescing), and no task wakes per event.
+
+The bound of a subscriber is the bytes its connection has not yet taken: the
+transport's write buffer when new bytes arrive for it (or, before it is live, its
+queue). A subscriber past it is a slow consumer: its connection is aborted (the
+client can resume with its cursor) and nobody else waits for it. So a stuck client
+costs at most its bound plus one page, and a page larger than the bound still
+reaches a client that keeps up.
 
 A resuming subscriber is *held* while its stream replays history: live events
 queue as events, not bytes, and when the replay's snapshot is known the ones it
@@ -25,13 +34,12 @@ from dataclasses import dataclass
 from .journal import Event, Snapshot
 from .sse import encode_event
 
+SLOW_CONSUMER = "slow consumer: the client did not read fast enough"
+CLIENT_GONE = "the client went away"
 
-class SubscriberClosed(Exception):
-    """The hub closed this subscriber; ``reason`` says why (e.g. "slow consumer")."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+# Writes bytes to a subscriber's connection; returns the bytes it still had to send
+# before this write (its backlog), or -1 if the connection is closing.
+Sink = Callable[[bytes], int]
 
 
 @dataclass
@@ -40,42 +48,48 @@ class HubStatistics:
     topics: int
     events_in: int
     deliveries: int
+    bytes_out: int
     slow_consumers_closed: int
     position: int
 
 
 class Subscriber:
-    """One stream's subscription: its topics and its bounded outgoing buffer."""
+    """One stream's subscription: its topics, its queue, and where its bytes go."""
 
     __slots__ = (
         "_bound",
         "_chunks",
+        "_closed",
         "_held",
+        "_single",
+        "_sink",
         "_size",
         "_skip",
-        "_waiter",
         "abort",
         "closed_reason",
+        "overflowed",
         "start_position",
         "topics",
-        "writing",
     )
 
     def __init__(self, topics: frozenset[str], bound: int, start_position: int, held: bool) -> None:
         self.topics = topics
         self.start_position = start_position
+        self._single = len(topics) == 1
         self._bound = bound
         self._chunks: list[bytes] = []
         self._size = 0
-        self._waiter: asyncio.Future[None] | None = None
+        self._sink: Sink | None = None
+        self._closed: asyncio.Future[str] | None = None
         self._held: list[tuple[Event, bytes]] | None = [] if held else None
         self._skip: Snapshot | None = None
         self.closed_reason: str | None = None
-        self.writing = False
+        self.overflowed = False
         self.abort: Callable[[], None] | None = None
 
     @property
     def buffered_bytes(self) -> int:
+        """Bytes queued here and not yet handed to the connection."""
         return self._size
 
     @property
@@ -88,8 +102,15 @@ class Subscriber:
         """True while live events are checked against the replay's snapshot."""
         return self._skip is not None
 
+    @property
+    def takes_shared_pages(self) -> bool:
+        """True if a page's joined bytes for its one topic can be handed over as is."""
+        return self._single and self._held is None and self._skip is None
+
     def offer(self, event: Event, wire: bytes) -> bool:
         """Queue one event; False if that made this subscriber a slow consumer."""
+        if self.closed_reason is not None:
+            return True
         if self._held is not None:
             self._held.append((event, wire))
             self._size += len(wire)
@@ -99,17 +120,35 @@ class Subscriber:
         return self.push(wire)
 
     def push(self, data: bytes) -> bool:
-        """Queue raw bytes (an event or a heartbeat); False on overflow."""
+        """Queue raw bytes (events or a heartbeat) for the next flush; False on overflow."""
         if self.closed_reason is not None:
             return True
         self._chunks.append(data)
         self._size += len(data)
-        if self._size > self._bound:
-            return self._overflow()
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        return True
+        if self._sink is not None:
+            return True  # live: flushed at the end of this page, bounded by its backlog
+        return self._size <= self._bound or self._overflow()
+
+    def flush(self) -> int:
+        """Write what is queued to the connection, if live; return the bytes written."""
+        if self._sink is None or not self._chunks or self.closed_reason is not None:
+            return 0
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._size = 0
+        backlog = self._sink(data)
+        if backlog < 0:
+            self.close(CLIENT_GONE)
+            return 0
+        if backlog > self._bound:
+            self._overflow()
+        return len(data)
+
+    def attach(self, sink: Sink) -> int:
+        """Go live: from now on the hub writes to ``sink``; queued bytes go first."""
+        self._sink = sink
+        return self.flush()
 
     def go_live(self, replayed: Snapshot) -> None:
         """End the hold: keep the live events the replay (taken at ``replayed``) lacked."""
@@ -126,40 +165,32 @@ class Subscriber:
             self._skip = None
 
     def close(self, reason: str) -> None:
+        """End the subscription; the stream handler learns why from wait_closed()."""
         if self.closed_reason is None:
             self.closed_reason = reason
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            self._chunks.clear()
+            self._held = None
+            self._size = 0
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(self.closed_reason)
+
+    async def wait_closed(self) -> str:
+        """Wait until the hub (or the handler) closes this subscriber; return why."""
+        if self.closed_reason is not None:
+            return self.closed_reason
+        self._closed = asyncio.get_running_loop().create_future()
+        return await self._closed
 
     def _overflow(self) -> bool:
-        self._chunks.clear()
-        self._held = None
-        self.close("slow consumer: the client did not read fast enough")
-        if self.writing and self.abort is not None:
-            self.abort()  # its handler waits on a write that will not drain
+        self.overflowed = True
+        self.close(SLOW_CONSUMER)
+        if self.abort is not None:
+            self.abort()  # it is not reading: a goodbye would never arrive, and a write would block
         return False
-
-    async def next_chunk(self) -> bytes:
-        """Wait for queued bytes and take them all; raise SubscriberClosed once closed."""
-        while not self._chunks:
-            if self.closed_reason is not None:
-                raise SubscriberClosed(self.closed_reason)
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        if self.closed_reason is not None:
-            raise SubscriberClosed(self.closed_reason)
-        data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
-        self._chunks.clear()
-        self._size = 0
-        return data
 
 
 class Hub:
-    """Topic -> subscribers, fed by the listener, read by stream handlers."""
+    """Topic -> subscribers, fed by the listener, written to the subscribers' sinks."""
 
     def __init__(self, buffer_bound: int) -> None:
         self._buffer_bound = buffer_bound
@@ -169,6 +200,7 @@ class Hub:
         self.position = 0  # highest event id the listener has seen
         self._events_in = 0
         self._deliveries = 0
+        self._bytes_out = 0
         self._slow_closed = 0
 
     def subscribe(self, topics: Iterable[str], resuming: bool) -> Subscriber:
@@ -180,6 +212,11 @@ class Hub:
         if resuming:
             self._skipping.add(sub)
         return sub
+
+    def attach(self, sub: Subscriber, sink: Sink) -> None:
+        """Let ``sub`` receive by direct writes from now on (its stream is live)."""
+        self._bytes_out += sub.attach(sink)
+        self._reap(sub)
 
     def unsubscribe(self, sub: Subscriber) -> None:
         """Remove ``sub`` everywhere; safe to call twice."""
@@ -195,36 +232,45 @@ class Hub:
                     del self._by_topic[topic]
 
     def publish(self, events: list[Event]) -> None:
-        """Fan a batch of committed events out to their subscribers, in order."""
-        overflowed: list[Subscriber] = []
+        """Fan a page of committed events out to their subscribers, in order, and write it."""
         by_topic = self._by_topic
-        deliveries = 0
+        pages: dict[str, list[bytes]] = {}  # topic -> this page's wires for it
+        matched: list[tuple[Event, bytes]] = []
         for event in events:
-            topics = event.topics
-            first = by_topic.get(topics[0])
-            second = by_topic.get(topics[1]) if len(topics) > 1 else None
-            if first is None and second is None:
-                continue
-            wire = encode_event(event)
-            if first is not None:
-                deliveries += len(first)
-                for sub in first:
-                    if not sub.offer(event, wire):
-                        overflowed.append(sub)
-            if second is not None:
-                for sub in second:
-                    if first is not None and sub in first:
-                        continue
-                    deliveries += 1
-                    if not sub.offer(event, wire):
-                        overflowed.append(sub)
+            wire: bytes | None = None
+            for topic in event.topics:
+                if topic in by_topic:
+                    if wire is None:
+                        wire = encode_event(event)
+                        matched.append((event, wire))
+                    pages.setdefault(topic, []).append(wire)
         if events:
             self.position = max(self.position, events[-1].id)
         self._events_in += len(events)
+        if not matched:
+            return
+        touched: list[Subscriber] = []
+        one_by_one: set[Subscriber] = set()
+        deliveries = 0
+        for topic, wires in pages.items():
+            joined: bytes | None = None
+            for sub in by_topic[topic]:
+                if sub.takes_shared_pages:
+                    if joined is None:
+                        joined = wires[0] if len(wires) == 1 else b"".join(wires)
+                    sub.push(joined)
+                    touched.append(sub)
+                    deliveries += len(wires)
+                else:
+                    one_by_one.add(sub)
+        for sub in one_by_one:
+            for event, wire in matched:
+                if any(topic in sub.topics for topic in event.topics):
+                    sub.offer(event, wire)
+                    deliveries += 1
+            touched.append(sub)
         self._deliveries += deliveries
-        for sub in overflowed:
-            self._slow_closed += 1
-            self.unsubscribe(sub)
+        self._flush(touched)
 
     def advance(self, snapshot: Snapshot) -> None:
         """The listener is complete up to ``snapshot``: release replay filters behind it."""
@@ -236,11 +282,11 @@ class Hub:
                         self._skipping.discard(sub)
 
     def broadcast(self, data: bytes) -> None:
-        """Queue the same bytes (a heartbeat, a goodbye) for every subscriber."""
-        for sub in list(self._subscribers):
-            if not sub.push(data):
-                self._slow_closed += 1
-                self.unsubscribe(sub)
+        """Write the same bytes (a heartbeat) to every live subscriber."""
+        subs = [sub for sub in self._subscribers if not sub.is_held]
+        for sub in subs:
+            sub.push(data)
+        self._flush(subs)
 
     def close_all(self, reason: str) -> None:
         for sub in list(self._subscribers):
@@ -253,6 +299,21 @@ class Hub:
             topics=len(self._by_topic),
             events_in=self._events_in,
             deliveries=self._deliveries,
+            bytes_out=self._bytes_out,
             slow_consumers_closed=self._slow_closed,
             position=self.position,
         )
+
+    def _flush(self, subs: Iterable[Subscriber]) -> None:
+        written = 0
+        for sub in subs:
+            written += sub.flush()
+            if sub.closed_reason is not None:
+                self._reap(sub)
+        self._bytes_out += written
+
+    def _reap(self, sub: Subscriber) -> None:
+        if sub.closed_reason is not None and sub in self._subscribers:
+            if sub.overflowed:
+                self._slow_closed += 1
+            self.unsubscribe(sub)

@@ -24,7 +24,7 @@ class Metrics:
     """Counters owned by the HTTP side: one instance per app."""
 
     def __init__(self) -> None:
-        self.bytes_out = 0
+        self.replay_bytes = 0  # live bytes are counted by the hub
         # (method, route, status) -> [bucket counts..., +Inf count], sum
         self._latency: dict[tuple[str, str, int], tuple[list[int], list[float]]] = {}
 
@@ -86,7 +86,12 @@ async def metrics(request: web.Request) -> web.Response:
         ("gateway_topics", "gauge", "Topics with at least one subscriber.", stats.topics),
         ("gateway_events_in_total", "counter", "Events read from the journal.", stats.events_in),
         ("gateway_deliveries_total", "counter", "Events queued to subscribers.", stats.deliveries),
-        ("gateway_bytes_out_total", "counter", "Bytes written to SSE streams.", request.app[METRICS].bytes_out),
+        (
+            "gateway_bytes_out_total",
+            "counter",
+            "Bytes written to SSE streams.",
+            stats.bytes_out + request.app[METRICS].replay_bytes,
+        ),
         (
             "gateway_slow_consumers_closed_total",
             "counter",

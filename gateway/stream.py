@@ -25,7 +25,7 @@ from aiohttp_sse import EventSourceResponse
 
 from .auth import Grant, grant_of
 from .errors import ApiError
-from .hub import Subscriber, SubscriberClosed
+from .hub import CLIENT_GONE, Sink, Subscriber
 from .journal import PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
 from .limits import LIMITS
 from .metrics import METRICS, Metrics
@@ -75,52 +75,74 @@ async def events(request: web.Request) -> web.StreamResponse:
         return await _serve_stream(request, topics, cursor, grant)
 
 
+class HubFedResponse(EventSourceResponse):
+    """aiohttp-sse's response (SSE headers, TCP user timeout, GET only) without its ping task.
+
+    ``EventSourceResponse`` starts one ping task per stream; with thousands of
+    streams that is thousands of tasks and timers doing what one hub-wide heartbeat
+    does, so the hub sends the heartbeat and this response does not ping.
+    """
+
+    async def _ping(self) -> None:
+        return
+
+
+def direct_sink(transport: asyncio.Transport, chunked: bool) -> Sink:
+    """A function that writes SSE bytes straight to ``transport``, framed as HTTP chunks.
+
+    The hub calls it once per page for each live subscriber; no task wakes up and no
+    coroutine runs per write. Returns the bytes the connection still had to send
+    before this write (-1 once it is closing): the subscriber's bound is checked
+    against that backlog.
+    """
+
+    def write(data: bytes) -> int:
+        if transport.is_closing():
+            return -1
+        backlog = transport.get_write_buffer_size()
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+        return backlog
+
+    return write
+
+
 async def _serve_stream(
     request: web.Request, topics: list[str], cursor: int | None, grant: Grant
 ) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     hub = request.app[HUB]
-    response = EventSourceResponse(ping_interval=settings.heartbeat)
-    sub = hub.subscribe(topics, resuming=cursor is not None)
     transport = request.transport
+    response = HubFedResponse()
+    sub = hub.subscribe(topics, resuming=cursor is not None)
     if transport is not None:
-        sub.abort = transport.abort  # for a slow consumer stuck in a write
+        sub.abort = transport.abort
     expiry = None
     if grant.expires_at is not None:  # a stream lives no longer than its token
         delay = max(0.0, grant.expires_at - time.time())
         expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
     try:
         await response.prepare(request)
-        async with response:
-            if cursor is None:
-                await response.write(encode_preamble(settings.retry_ms, sub.start_position))
-            else:
-                await response.write(encode_preamble(settings.retry_ms, None))
-                if not await _replay(request, response, sub, cursor, topics):
-                    return response
-            await _stream_live(response, sub, request.app[METRICS])
+        if cursor is None:
+            await response.write(encode_preamble(settings.retry_ms, sub.start_position))
+        else:
+            await response.write(encode_preamble(settings.retry_ms, None))
+            if not await _replay(request, response, sub, cursor, topics):
+                return response
+        if transport is None or transport.is_closing():
+            return response
+        # From here on the hub writes this stream's events itself (see direct_sink).
+        hub.attach(sub, direct_sink(transport, response.chunked))
+        reason = await sub.wait_closed()
+        if not sub.overflowed and reason != CLIENT_GONE:
+            await _goodbye(response, reason)
     except (ConnectionResetError, ConnectionError):
         pass
     finally:
+        sub.close(CLIENT_GONE)
         hub.unsubscribe(sub)
         if expiry is not None:
             expiry.cancel()
     return response
-
-
-async def _stream_live(response: EventSourceResponse, sub: Subscriber, metrics: Metrics) -> None:
-    while True:
-        try:
-            data = await sub.next_chunk()
-        except SubscriberClosed as closed:
-            await _goodbye(response, closed.reason)
-            return
-        sub.writing = True
-        try:
-            await response.write(data)
-        finally:
-            sub.writing = False
-        metrics.bytes_out += len(data)
 
 
 async def _goodbye(response: EventSourceResponse, reason: str) -> None:
@@ -169,7 +191,7 @@ async def _replay_query(
             events = [event_from_row(row) for row in rows]
             data = b"".join(encode_event(event) for event in events)
             await response.write(data)
-            metrics.bytes_out += len(data)
+            metrics.replay_bytes += len(data)
             params = {**params, "after": events[-1].id}
         if len(rows) < PAGE_ROWS:
             return

@@ -126,7 +126,7 @@ async def start_gateway(dsn: str, port: int = 0, **overrides: object) -> AsyncIt
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
     await site.start()
     port = runner.addresses[0][1]
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         try:
             yield RunningGateway(f"http://127.0.0.1:{port}", dsn, app, runner, http)
         finally:

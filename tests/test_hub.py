@@ -1,16 +1,47 @@
-"""The hub: topic fan-out, coalescing, slow consumers, and the resume hand-over."""
+"""The hub: topic fan-out, coalesced writes to sinks, slow consumers, and the resume hand-over.
+
+A fake sink stands in for the connection: it records every bytes object the hub
+writes, in order, and reports a backlog the test chooses (like a transport's
+write buffer size, or -1 once the connection is closing).
+"""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from gateway.hub import Hub, Subscriber, SubscriberClosed
+from gateway.hub import CLIENT_GONE, SLOW_CONSUMER, Hub, Subscriber
 from gateway.journal import Event, Snapshot
 from gateway.sse import encode_event
 
 BIG = 1 << 20
+HEARTBEAT = b": heartbeat\n\n"
+
+
+class FakeSink:
+    """Records each write (the bytes objects themselves, in order); returns ``backlog``."""
+
+    def __init__(self, backlog: int = 0) -> None:
+        self.writes: list[bytes] = []
+        self.backlog = backlog
+
+    def __call__(self, data: bytes) -> int:
+        assert isinstance(data, bytes) and data, "the hub wrote something that is not non-empty bytes"
+        self.writes.append(data)
+        return self.backlog
+
+    @property
+    def received(self) -> bytes:
+        return b"".join(self.writes)
+
+
+class AbortCounter:
+    """Stands in for ``transport.abort``."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
 
 
 def todo(id_: int, pk: str = "1", tx: int = 1, op: str = "insert") -> Event:
@@ -25,12 +56,14 @@ def wire(*events: Event) -> bytes:
     return b"".join(encode_event(e) for e in events)
 
 
-async def take(sub: Subscriber) -> bytes:
-    """What the subscriber has queued now; b"" if nothing (never waits)."""
-    try:
-        return await asyncio.wait_for(sub.next_chunk(), 0.05)
-    except TimeoutError:
-        return b""
+def live(hub: Hub, topics: list[str], backlog: int = 0) -> tuple[Subscriber, FakeSink, AbortCounter]:
+    """A fresh subscriber whose stream is live: subscribed, abort hooked, sink attached."""
+    sub = hub.subscribe(topics, resuming=False)
+    abort = AbortCounter()
+    sub.abort = abort
+    sink = FakeSink(backlog)
+    hub.attach(sub, sink)
+    return sub, sink, abort
 
 
 # Fan-out
@@ -38,47 +71,50 @@ async def take(sub: Subscriber) -> bytes:
 
 async def test_events_reach_only_subscribers_of_matching_topics() -> None:
     hub = Hub(BIG)
-    table = hub.subscribe(["todos"], resuming=False)
-    row_one = hub.subscribe(["todos/1"], resuming=False)
-    row_two = hub.subscribe(["todos/2"], resuming=False)
-    chat = hub.subscribe(["chat"], resuming=False)
-    other = hub.subscribe(["notes"], resuming=False)
+    _, table, _ = live(hub, ["todos"])
+    _, row_one, _ = live(hub, ["todos/1"])
+    _, row_two, _ = live(hub, ["todos/2"])
+    _, chat, _ = live(hub, ["chat"])
+    _, other, _ = live(hub, ["notes"])
     one, two, msg = todo(1, pk="1"), todo(2, pk="2"), published(3, "chat")
 
     hub.publish([one, two, msg])
 
-    assert await take(table) == wire(one, two)
-    assert await take(row_one) == wire(one)
-    assert await take(row_two) == wire(two)
-    assert await take(chat) == wire(msg)
-    assert await take(other) == b""
+    assert table.writes == [wire(one, two)]
+    assert row_one.writes == [wire(one)]
+    assert row_two.writes == [wire(two)]
+    assert chat.writes == [wire(msg)]
+    assert other.writes == []
 
 
-async def test_publish_topic_does_not_match_row_topic_prefix() -> None:
+async def test_publish_topic_does_not_match_row_topic_subscriber() -> None:
     hub = Hub(BIG)
-    sub = hub.subscribe(["todos/1"], resuming=False)
+    _, sink, _ = live(hub, ["todos/1"])
 
-    hub.publish([published(1, "todos"), published(2, "todos/10")])
+    hub.publish([published(1, "todos"), published(2, "todos/10"), todo(3, pk="10")])
 
-    assert await take(sub) == b""
+    assert sink.writes == []
+    row_change = todo(4, pk="1")
+    hub.publish([row_change])  # the row topic itself does match
+    assert sink.writes == [wire(row_change)]
 
 
-async def test_event_matching_two_topics_of_one_subscriber_is_queued_once() -> None:
+async def test_event_matching_two_topics_of_one_subscriber_is_written_once() -> None:
     hub = Hub(BIG)
-    sub = hub.subscribe(["todos", "todos/1"], resuming=False)
+    _, sink, _ = live(hub, ["todos", "todos/1"])
     event = todo(1, pk="1")
 
     hub.publish([event])
 
-    assert await take(sub) == wire(event)
+    assert sink.writes == [wire(event)]
     assert hub.statistics().deliveries == 1
 
 
-async def test_statistics_count_events_deliveries_topics_and_subscribers() -> None:
+async def test_statistics_count_events_deliveries_bytes_topics_and_subscribers() -> None:
     hub = Hub(BIG)
-    hub.subscribe(["todos"], resuming=False)
-    hub.subscribe(["todos", "todos/1"], resuming=False)
-    hub.subscribe(["chat"], resuming=False)
+    _, table, _ = live(hub, ["todos"])
+    _, both, _ = live(hub, ["todos", "todos/1"])
+    _, chat, _ = live(hub, ["chat"])
 
     hub.publish([todo(1, pk="1"), todo(2, pk="2"), published(3, "nobody")])
 
@@ -86,152 +122,342 @@ async def test_statistics_count_events_deliveries_topics_and_subscribers() -> No
     assert (stats.subscribers, stats.topics, stats.events_in) == (3, 3, 3)
     assert stats.deliveries == 4  # event 1 to both todos subscribers, event 2 to both
     assert stats.position == 3
+    assert chat.writes == []
+    page_bytes = len(wire(todo(1, pk="1"), todo(2, pk="2")))
+    assert stats.bytes_out == len(table.received) + len(both.received) == 2 * page_bytes
+
+
+async def test_position_tracks_highest_event_id_and_new_subscriber_starts_there() -> None:
+    hub = Hub(BIG)
+    assert hub.position == 0
+
+    hub.publish([published(3, "x"), published(7, "x")])
+    assert hub.position == 7
+    hub.publish([])
+    assert hub.position == 7
+    hub.publish([published(5, "x")])  # never moves backwards
+    assert hub.position == 7
+    hub.publish([published(12, "nobody-listens")])
+    assert hub.position == 12
+    assert hub.statistics().position == 12
+
+    assert hub.subscribe(["x"], resuming=False).start_position == 12
 
 
 # Coalescing
 
 
-async def test_batch_published_in_one_call_is_read_in_one_chunk() -> None:
+async def test_one_publish_of_five_events_is_one_write_per_subscriber_in_order() -> None:
     hub = Hub(BIG)
-    sub = hub.subscribe(["chat"], resuming=False)
-    reader = asyncio.ensure_future(sub.next_chunk())
-    await asyncio.sleep(0)  # the reader is now waiting
+    sinks = [live(hub, ["chat"])[1] for _ in range(3)]
+    sinks.append(live(hub, ["chat", "notes"])[1])  # multi-topic: taken event by event, still one write
     events = [published(i, "chat") for i in range(1, 6)]
 
     hub.publish(events)
-    chunk = await asyncio.wait_for(reader, 1)
 
-    assert isinstance(chunk, bytes)
-    assert chunk == wire(*events)
-    assert await take(sub) == b""
+    for sink in sinks:
+        assert sink.writes == [wire(*events)]
 
 
-async def test_events_from_several_calls_before_a_read_come_out_together_in_order() -> None:
+async def test_each_publish_page_is_its_own_write() -> None:
     hub = Hub(BIG)
-    sub = hub.subscribe(["chat"], resuming=False)
+    _, sink, _ = live(hub, ["chat"])
     first, second = published(1, "chat"), published(2, "chat")
 
     hub.publish([first])
     hub.publish([second])
 
-    assert await take(sub) == wire(first, second)
+    assert sink.writes == [wire(first), wire(second)]
 
 
-async def test_event_is_encoded_once_and_the_same_bytes_object_is_shared() -> None:
+async def test_single_topic_subscribers_of_a_topic_receive_the_same_bytes_object() -> None:
     hub = Hub(BIG)
-    subs = [hub.subscribe(["chat"], resuming=False) for _ in range(3)]
+    sinks = [live(hub, ["chat"])[1] for _ in range(3)]
+    events = [published(i, "chat") for i in range(1, 4)]
 
-    hub.publish([published(1, "chat")])
-    chunks = [await sub.next_chunk() for sub in subs]
+    hub.publish(events)
 
-    # one queued chunk is handed out as is, so identity shows the encoding was shared
-    assert chunks[0] is chunks[1] is chunks[2]
+    (first,), (second,), (third,) = (sink.writes for sink in sinks)
+    assert first == wire(*events)
+    assert first is second is third  # the page was joined once for the topic
+
+
+async def test_nothing_is_written_before_attach_and_queued_events_go_first_at_attach() -> None:
+    hub = Hub(BIG)
+    sub = hub.subscribe(["chat"], resuming=False)
+    sink = FakeSink()
+    early = [published(1, "chat"), published(2, "chat")]
+
+    hub.publish(early[:1])
+    hub.publish(early[1:])
+
+    assert sub.buffered_bytes == len(wire(*early))
+    assert hub.statistics().bytes_out == 0  # nothing has gone anywhere yet
+    hub.attach(sub, sink)
+    assert sink.writes == [wire(*early)]  # one write at attach
+    assert sub.buffered_bytes == 0
+    assert hub.statistics().bytes_out == len(wire(*early))
+
+    later = published(3, "chat")
+    hub.publish([later])
+    assert sink.writes == [wire(*early), wire(later)]
+
+
+async def test_attach_with_nothing_queued_writes_nothing() -> None:
+    hub = Hub(BIG)
+    _, sink, _ = live(hub, ["chat"])
+
+    assert sink.writes == []
+
+
+async def test_multi_topic_subscriber_gets_interleaved_page_in_order_without_duplicates() -> None:
+    hub = Hub(BIG)
+    _, sink, _ = live(hub, ["chat", "todos", "todos/2"])
+    chat1 = published(1, "chat")
+    todo2 = todo(2, pk="2")  # on "todos" and "todos/2": both subscribed
+    chat3 = published(3, "chat")
+    todo4 = todo(4, pk="1")  # on "todos" only
+    notes5 = published(5, "notes")  # not subscribed
+    todo6 = todo(6, pk="2", op="update")
+    chat7 = published(7, "chat")
+
+    hub.publish([chat1, todo2, chat3, todo4, notes5, todo6, chat7])
+
+    assert sink.writes == [wire(chat1, todo2, chat3, todo4, todo6, chat7)]
+    assert hub.statistics().deliveries == 6
 
 
 # Slow consumers
 
 
-async def test_slow_consumer_is_closed_and_others_unaffected() -> None:
-    event_size = len(encode_event(published(1, "chat")))
-    hub = Hub(buffer_bound=event_size * 3)
-    slow = hub.subscribe(["chat"], resuming=False)
-    fast = hub.subscribe(["chat"], resuming=False)
-    received = b""
-    sent = []
+async def test_slow_consumer_is_closed_aborted_removed_and_counted() -> None:
+    bound = 10_000
+    hub = Hub(bound)
+    slow, slow_sink, slow_abort = live(hub, ["chat"], backlog=bound + 1)
+    fast = [live(hub, ["chat"]) for _ in range(3)]
+    _, multi_sink, _ = live(hub, ["chat", "notes"])
+    page = [published(i, "chat") for i in range(1, 6)]
 
-    for i in range(1, 9):
-        event = published(i, "chat")
-        sent.append(event)
-        hub.publish([event])
-        received += await take(fast)
+    hub.publish(page)
 
-    with pytest.raises(SubscriberClosed) as closed:
-        await slow.next_chunk()
-    assert "slow consumer" in closed.value.reason
-    assert slow.closed_reason == closed.value.reason
+    assert slow_sink.writes == [wire(*page)]  # it was written to, then its backlog was too big
+    assert slow.closed_reason == SLOW_CONSUMER
+    assert slow.overflowed
+    assert slow_abort.calls == 1
+    assert await asyncio.wait_for(slow.wait_closed(), 1) == SLOW_CONSUMER
     stats = hub.statistics()
     assert stats.slow_consumers_closed == 1
-    assert stats.subscribers == 1
-    assert received == wire(*sent)
-    hub.publish([published(9, "chat")])
-    assert await take(fast) == wire(published(9, "chat"))
+    assert stats.subscribers == 4
+    for _, sink, abort in fast:
+        assert sink.writes == [wire(*page)]
+        assert abort.calls == 0
+    assert multi_sink.writes == [wire(*page)]
+
+    later = published(6, "chat")
+    hub.publish([later])
+
+    assert slow_sink.writes == [wire(*page)]  # removed: no more writes
+    assert slow_abort.calls == 1
+    for _, sink, _ in fast:
+        assert sink.writes == [wire(*page), wire(later)]
+    assert multi_sink.writes == [wire(*page), wire(later)]
+    assert hub.statistics().slow_consumers_closed == 1
+    assert not any(sub.overflowed for sub, _, _ in fast)
 
 
-async def test_buffer_exactly_at_bound_is_not_a_slow_consumer() -> None:
-    event = published(1, "chat")
-    hub = Hub(buffer_bound=len(encode_event(event)) * 2)
-    sub = hub.subscribe(["chat"], resuming=False)
+async def test_backlog_exactly_at_bound_is_not_a_slow_consumer() -> None:
+    bound = 10_000
+    hub = Hub(bound)
+    sub, sink, abort = live(hub, ["chat"], backlog=bound)
+    events = [published(i, "chat") for i in range(1, 4)]
 
-    hub.publish([event, published(2, "chat")])
+    for event in events:
+        hub.publish([event])
 
     assert sub.closed_reason is None
-    assert await take(sub) == wire(event, published(2, "chat"))
+    assert not sub.overflowed
+    assert abort.calls == 0
+    assert sink.writes == [wire(e) for e in events]
+    assert hub.statistics().slow_consumers_closed == 0
+    assert hub.statistics().subscribers == 1
 
 
-async def test_slow_consumer_stuck_in_a_write_is_aborted_and_closed() -> None:
-    hub = Hub(buffer_bound=10)
+async def test_queue_over_bound_before_attach_is_a_slow_consumer() -> None:
+    event_size = len(encode_event(published(1, "chat")))
+    hub = Hub(buffer_bound=event_size * 2)
     sub = hub.subscribe(["chat"], resuming=False)
-    sub.writing = True  # its handler is stuck in a write
-    aborted = []
-    sub.abort = lambda: aborted.append(True)
+    abort = AbortCounter()
+    sub.abort = abort
 
     hub.publish([published(1, "chat")])
+    hub.publish([published(2, "chat")])  # exactly at the bound: still fine
+    assert sub.closed_reason is None
+    assert hub.statistics().subscribers == 1
 
-    assert aborted == [True]
-    with pytest.raises(SubscriberClosed):
-        await asyncio.wait_for(sub.next_chunk(), 1)
+    hub.publish([published(3, "chat"), published(4, "chat")])
+
+    assert sub.closed_reason == SLOW_CONSUMER
+    assert sub.overflowed
+    assert abort.calls == 1
+    stats = hub.statistics()
+    assert stats.slow_consumers_closed == 1
+    assert (stats.subscribers, stats.topics) == (0, 0)
+    sink = FakeSink()
+    hub.attach(sub, sink)
+    assert sink.writes == []
+    assert hub.statistics().slow_consumers_closed == 1
 
 
-async def test_reader_blocked_in_next_chunk_gets_closed_when_overflow_happens() -> None:
-    hub = Hub(buffer_bound=10)
-    sub = hub.subscribe(["chat"], resuming=False)
-    reader = asyncio.ensure_future(sub.next_chunk())
-    await asyncio.sleep(0)
-
-    hub.publish([published(1, "chat")])
-
-    with pytest.raises(SubscriberClosed):
-        await asyncio.wait_for(reader, 1)
-
-
-async def test_held_subscriber_that_overflows_is_closed_too() -> None:
-    event = published(1, "chat")
-    hub = Hub(buffer_bound=len(encode_event(event)))
+async def test_held_subscriber_whose_held_events_pass_the_bound_is_a_slow_consumer() -> None:
+    event_size = len(encode_event(published(1, "chat")))
+    hub = Hub(buffer_bound=event_size * 2)
     held = hub.subscribe(["chat"], resuming=True)
+    abort = AbortCounter()
+    held.abort = abort
 
-    hub.publish([event, published(2, "chat")])
+    hub.publish([published(1, "chat", tx=500)])
+    hub.publish([published(2, "chat", tx=500)])  # exactly at the bound: still fine
+    assert held.closed_reason is None
+    assert held.is_held
 
-    assert hub.statistics().slow_consumers_closed == 1
-    assert hub.statistics().subscribers == 0
-    with pytest.raises(SubscriberClosed):
-        await held.next_chunk()
+    hub.publish([published(i, "chat", tx=500) for i in range(3, 6)])
+
+    assert held.closed_reason == SLOW_CONSUMER
+    assert held.overflowed
+    assert abort.calls == 1
+    stats = hub.statistics()
+    assert stats.slow_consumers_closed == 1
+    assert (stats.subscribers, stats.topics) == (0, 0)
+    held.go_live(Snapshot.parse("100:100:"))
+    sink = FakeSink()
+    hub.attach(held, sink)
+    assert sink.writes == []
 
 
-async def test_broadcast_reaches_everyone_and_closes_an_overflowing_subscriber() -> None:
-    hub = Hub(buffer_bound=40)
-    full = hub.subscribe(["a"], resuming=False)
-    empty = hub.subscribe(["b"], resuming=False)
-    full.push(b"x" * 30)
+async def test_sink_reporting_a_closing_connection_closes_subscriber_as_client_gone() -> None:
+    hub = Hub(BIG)
+    gone, gone_sink, _ = live(hub, ["chat"], backlog=-1)
+    _, other_sink, _ = live(hub, ["chat"])
+    first = published(1, "chat")
 
-    hub.broadcast(b": heartbeat\n\n")
+    hub.publish([first])
 
-    assert await take(empty) == b": heartbeat\n\n"
-    with pytest.raises(SubscriberClosed):
-        await full.next_chunk()
-    assert hub.statistics().slow_consumers_closed == 1
+    assert gone.closed_reason == CLIENT_GONE
+    assert await asyncio.wait_for(gone.wait_closed(), 1) == CLIENT_GONE
+    assert not gone.overflowed
+    stats = hub.statistics()
+    assert stats.slow_consumers_closed == 0
+    assert stats.subscribers == 1
+    hub.publish([published(2, "chat")])
+    assert gone_sink.writes == [wire(first)]
+    assert other_sink.writes == [wire(first), wire(published(2, "chat"))]
+
+
+async def test_sink_reporting_a_closing_connection_at_attach_closes_subscriber_as_client_gone() -> None:
+    hub = Hub(BIG)
+    sub = hub.subscribe(["chat"], resuming=False)
+    hub.publish([published(1, "chat")])
+
+    hub.attach(sub, FakeSink(backlog=-1))
+
+    assert sub.closed_reason == CLIENT_GONE
+    assert not sub.overflowed
+    stats = hub.statistics()
+    assert (stats.subscribers, stats.topics, stats.slow_consumers_closed) == (0, 0, 0)
+
+
+async def test_subscriber_closed_by_its_handler_gets_no_more_writes_and_leaves_the_hub() -> None:
+    hub = Hub(BIG)
+    sub, sink, abort = live(hub, ["chat"])
+    sub.close("the token expired; reconnect with a new one")
+
+    hub.publish([published(1, "chat")])
+
+    assert sink.writes == []
+    assert sub.closed_reason == "the token expired; reconnect with a new one"
+    assert not sub.overflowed
+    assert abort.calls == 0
+    stats = hub.statistics()
+    assert (stats.subscribers, stats.slow_consumers_closed) == (0, 0)
+
+
+async def test_held_subscriber_closed_for_another_reason_is_not_made_a_slow_consumer() -> None:
+    event_size = len(encode_event(published(1, "chat")))
+    hub = Hub(buffer_bound=event_size)
+    held = hub.subscribe(["chat"], resuming=True)
+    abort = AbortCounter()
+    held.abort = abort
+    held.close("the token expired; reconnect with a new one")  # e.g. the expiry timer, mid-replay
+
+    hub.publish([published(1, "chat", tx=500), published(2, "chat", tx=500)])
+
+    assert held.closed_reason == "the token expired; reconnect with a new one"
+    assert not held.overflowed
+    assert abort.calls == 0
+    assert hub.statistics().slow_consumers_closed == 0
+
+
+# Broadcast
+
+
+async def test_broadcast_writes_to_live_subscribers_only_not_held_ones() -> None:
+    hub = Hub(BIG)
+    _, one, _ = live(hub, ["a"])
+    _, two, _ = live(hub, ["b", "c"])
+    held = hub.subscribe(["a"], resuming=True)
+    held_sink = FakeSink()
+    attached_held = hub.subscribe(["a"], resuming=True)
+    attached_held_sink = FakeSink()
+    hub.attach(attached_held, attached_held_sink)
+
+    hub.broadcast(HEARTBEAT)
+
+    assert one.writes == [HEARTBEAT]
+    assert two.writes == [HEARTBEAT]
+    assert one.writes[0] is HEARTBEAT and two.writes[0] is HEARTBEAT
+    assert attached_held_sink.writes == []
+    assert hub.statistics().bytes_out == 2 * len(HEARTBEAT)
+    held.go_live(Snapshot.parse("100:100:"))
+    hub.attach(held, held_sink)
+    assert held_sink.writes == []  # the heartbeat was not queued for it either
+
+
+async def test_broadcast_closes_a_subscriber_whose_backlog_passes_the_bound() -> None:
+    bound = 40
+    hub = Hub(buffer_bound=bound)
+    full, full_sink, abort = live(hub, ["a"], backlog=bound + 1)
+    _, ok_sink, _ = live(hub, ["b"], backlog=bound)
+
+    hub.broadcast(HEARTBEAT)
+
+    assert ok_sink.writes == [HEARTBEAT]
+    assert full_sink.writes == [HEARTBEAT]
+    assert full.closed_reason == SLOW_CONSUMER
+    assert full.overflowed
+    assert abort.calls == 1
+    stats = hub.statistics()
+    assert (stats.subscribers, stats.slow_consumers_closed) == (1, 1)
+    hub.broadcast(HEARTBEAT)
+    assert full_sink.writes == [HEARTBEAT]
+    assert ok_sink.writes == [HEARTBEAT, HEARTBEAT]
 
 
 # Resume hand-over
 
 
-async def test_held_subscriber_receives_nothing_until_go_live() -> None:
+async def test_held_subscriber_receives_nothing_while_held_even_if_attached() -> None:
     hub = Hub(BIG)
     sub = hub.subscribe(["chat"], resuming=True)
+    sink = FakeSink()
+    hub.attach(sub, sink)
+    event = published(1, "chat", tx=50)
 
-    hub.publish([published(1, "chat", tx=50)])
+    hub.publish([event])
+    hub.publish([published(2, "chat", tx=51)])
 
     assert sub.is_held
-    assert await take(sub) == b""
+    assert sink.writes == []
+    assert sub.buffered_bytes == len(wire(event, published(2, "chat", tx=51)))
 
 
 async def test_go_live_drops_events_the_replay_saw_and_keeps_the_rest_in_order() -> None:
@@ -249,7 +475,10 @@ async def test_go_live_drops_events_the_replay_saw_and_keeps_the_rest_in_order()
     sub.go_live(replayed)
 
     assert not sub.is_held
-    assert await take(sub) == wire(in_flight, after, later)
+    assert sub.buffered_bytes == len(wire(in_flight, after, later))
+    sink = FakeSink()
+    hub.attach(sub, sink)  # as the stream does: go_live, then attach
+    assert sink.writes == [wire(in_flight, after, later)]
 
 
 async def test_late_live_event_the_replay_saw_is_dropped_until_listener_passes_replay() -> None:
@@ -257,6 +486,8 @@ async def test_late_live_event_the_replay_saw_is_dropped_until_listener_passes_r
     sub = hub.subscribe(["chat"], resuming=True)
     replayed = Snapshot.parse("100:110:104")
     sub.go_live(replayed)
+    sink = FakeSink()
+    hub.attach(sub, sink)
     late_seen = published(1, "chat", tx=105)  # the replay already sent it
     late_missed = published(2, "chat", tx=104)
 
@@ -264,14 +495,33 @@ async def test_late_live_event_the_replay_saw_is_dropped_until_listener_passes_r
     hub.advance(Snapshot.parse("104:112:104"))  # xmin < replay xmax: keep filtering
 
     assert sub.is_filtering
-    assert await take(sub) == wire(late_missed)
+    assert sink.writes == [wire(late_missed)]
+    also_seen = published(3, "chat", tx=99)
+    hub.publish([also_seen])
+    assert sink.writes == [wire(late_missed)]
 
     hub.advance(Snapshot.parse("110:115:"))  # xmin >= replay xmax: nothing the replay saw can still arrive
 
     assert not sub.is_filtering
-    low_tx = published(3, "chat", tx=105)  # would have been dropped by the filter
+    low_tx = published(4, "chat", tx=105)  # would have been dropped by the filter
     hub.publish([low_tx])
-    assert await take(sub) == wire(low_tx)
+    assert sink.writes == [wire(late_missed), wire(low_tx)]
+
+
+async def test_released_subscriber_shares_page_bytes_with_fresh_ones() -> None:
+    hub = Hub(BIG)
+    resumed = hub.subscribe(["chat"], resuming=True)
+    resumed.go_live(Snapshot.parse("100:110:"))
+    resumed_sink = FakeSink()
+    hub.attach(resumed, resumed_sink)
+    _, fresh_sink, _ = live(hub, ["chat"])
+    hub.advance(Snapshot.parse("110:110:"))
+    events = [published(1, "chat", tx=200), published(2, "chat", tx=201)]
+
+    hub.publish(events)
+
+    assert resumed_sink.writes == [wire(*events)]
+    assert resumed_sink.writes[0] is fresh_sink.writes[0]
 
 
 async def test_advance_does_not_release_filter_of_still_held_subscriber() -> None:
@@ -280,70 +530,105 @@ async def test_advance_does_not_release_filter_of_still_held_subscriber() -> Non
 
     hub.advance(Snapshot.parse("5000:5000:"))
     sub.go_live(Snapshot.parse("100:110:"))
+    sink = FakeSink()
+    hub.attach(sub, sink)
 
     assert sub.is_filtering  # released only by a listener snapshot that arrives after go_live
+    hub.publish([published(1, "chat", tx=105)])  # the replay saw it: still dropped
+    assert sink.writes == []
     hub.advance(Snapshot.parse("5000:5000:"))
     assert not sub.is_filtering
+    event = published(2, "chat", tx=105)
+    hub.publish([event])
+    assert sink.writes == [wire(event)]
 
 
 async def test_fresh_subscriber_is_never_held_or_filtered() -> None:
     hub = Hub(BIG)
-    sub = hub.subscribe(["chat"], resuming=False)
+    sub, sink, _ = live(hub, ["chat"])
 
     assert not sub.is_held and not sub.is_filtering
     event = published(1, "chat", tx=5)
     hub.publish([event])
-    assert await take(sub) == wire(event)
+    assert sink.writes == [wire(event)]
 
 
 # Lifecycle
 
 
+async def test_wait_closed_returns_reason_of_close_before_waiting() -> None:
+    hub = Hub(BIG)
+    sub = hub.subscribe(["chat"], resuming=False)
+
+    sub.close("bye")
+
+    assert await asyncio.wait_for(sub.wait_closed(), 1) == "bye"
+
+
+async def test_wait_closed_returns_reason_of_close_while_waiting() -> None:
+    hub = Hub(BIG)
+    sub = hub.subscribe(["chat"], resuming=False)
+    waiting = asyncio.ensure_future(sub.wait_closed())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+
+    sub.close("bye")
+    sub.close("a second reason is ignored")
+
+    assert await asyncio.wait_for(waiting, 1) == "bye"
+    assert sub.closed_reason == "bye"
+
+
+async def test_close_all_closes_every_subscriber_with_the_reason_and_empties_the_hub() -> None:
+    hub = Hub(BIG)
+    first, first_sink, _ = live(hub, ["a"])
+    held = hub.subscribe(["b"], resuming=True)
+    third, third_sink, _ = live(hub, ["a", "c"])
+    waiting = asyncio.ensure_future(first.wait_closed())
+    await asyncio.sleep(0)
+
+    hub.close_all("server shutting down")
+
+    assert await asyncio.wait_for(waiting, 1) == "server shutting down"
+    for sub in (first, held, third):
+        assert sub.closed_reason == "server shutting down"
+        assert await asyncio.wait_for(sub.wait_closed(), 1) == "server shutting down"
+        assert not sub.overflowed
+    stats = hub.statistics()
+    assert (stats.subscribers, stats.topics) == (0, 0)
+    assert stats.slow_consumers_closed == 0
+    hub.publish([published(1, "a")])
+    hub.broadcast(HEARTBEAT)
+    assert first_sink.writes == [] and third_sink.writes == []
+
+
 async def test_unsubscribe_stops_delivery_and_is_safe_twice() -> None:
     hub = Hub(BIG)
     sub = hub.subscribe(["chat", "todos"], resuming=True)
-    keep = hub.subscribe(["chat"], resuming=False)
+    _, keep_sink, _ = live(hub, ["chat"])
 
     hub.unsubscribe(sub)
     hub.unsubscribe(sub)
 
     stats = hub.statistics()
     assert (stats.subscribers, stats.topics) == (1, 1)
-    hub.publish([published(1, "chat")])
+    event = published(1, "chat")
+    hub.publish([event])
     sub.go_live(Snapshot.parse("1000:1000:"))
-    assert await take(sub) == b""
-    assert await take(keep) == wire(published(1, "chat"))
+    sink = FakeSink()
+    hub.attach(sub, sink)  # it has nothing queued
+    assert sink.writes == []
+    assert keep_sink.writes == [wire(event)]
 
 
-async def test_position_tracks_highest_event_id_and_new_subscriber_starts_there() -> None:
-    hub = Hub(BIG)
-    assert hub.position == 0
+async def test_page_larger_than_the_bound_reaches_a_live_client_that_keeps_up() -> None:
+    hub = Hub(100)
+    sub, sink, abort = live(hub, ["todos"], backlog=0)
+    row = '{"x":"' + "y" * 500 + '"}'
+    big = Event(id=1, tx=1, topic="todos", table="todos", op="insert", pk="1", row=row, old=None)
 
-    hub.publish([published(3, "x"), published(7, "x")])
-    assert hub.position == 7
-    hub.publish([])
-    assert hub.position == 7
-    hub.publish([published(5, "x")])  # never moves backwards
-    assert hub.position == 7
-    hub.publish([published(12, "nobody-listens")])
-    assert hub.position == 12
+    hub.publish([big])
 
-    assert hub.subscribe(["x"], resuming=False).start_position == 12
-
-
-async def test_close_all_closes_every_subscriber_with_the_reason() -> None:
-    hub = Hub(BIG)
-    subs = [hub.subscribe([topic], resuming=held) for topic, held in [("a", False), ("b", True), ("a", False)]]
-    waiting = asyncio.ensure_future(subs[0].next_chunk())
-    await asyncio.sleep(0)
-
-    hub.close_all("server shutting down")
-
-    with pytest.raises(SubscriberClosed, match="server shutting down"):
-        await asyncio.wait_for(waiting, 1)
-    for sub in subs:
-        with pytest.raises(SubscriberClosed, match="server shutting down"):
-            await sub.next_chunk()
-    stats = hub.statistics()
-    assert (stats.subscribers, stats.topics) == (0, 0)
-    assert stats.slow_consumers_closed == 0
+    assert sink.writes == [wire(big)]
+    assert not sub.overflowed and abort.calls == 0
+    assert hub.statistics().subscribers == 1
