@@ -19,9 +19,22 @@ LANGUAGE sql STABLE AS $$
     WHERE c.oid = tbl
 $$;
 
+-- Wake the listeners at commit, unless this session or role says not to.
+--
+-- NOTIFY makes Postgres serialise the commits of notifying transactions (a
+-- cluster-wide lock held through the commit's WAL flush), which caps concurrent
+-- single-row writers. A writer that prefers throughput to latency sets
+-- gateway.notify = off (SET, ALTER ROLE ... SET, ALTER DATABASE ... SET, or
+-- PGOPTIONS='-c gateway.notify=off'); its changes are still journaled and are
+-- delivered at the listeners' next poll (GATEWAY_POLL_INTERVAL) or the next
+-- notification from anyone else.
 CREATE OR REPLACE FUNCTION gateway.notify_journal() RETURNS void
-LANGUAGE sql AS $$
-    SELECT pg_notify('gateway_journal', pg_current_xact_id()::text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('gateway.notify', true), '') <> 'off' THEN
+        PERFORM pg_notify('gateway_journal', pg_current_xact_id()::text);
+    END IF;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION gateway.drop_capture_triggers(tbl regclass) RETURNS void

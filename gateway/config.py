@@ -57,6 +57,13 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("must be zero or a positive number")
+    return number
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -195,6 +202,14 @@ class Settings:
     )
     prune_interval: float = _setting(
         60.0, "GATEWAY_PRUNE_INTERVAL", _positive_float, "seconds between journal prunes", "S"
+    )
+    poll_interval: float = _setting(
+        0.0,
+        "GATEWAY_POLL_INTERVAL",
+        _non_negative_float,
+        "seconds between journal polls besides notifications (0: notifications only; "
+        "use with writers that set gateway.notify = off)",
+        "S",
     )
     listener_check: float = _setting(
         5.0,

@@ -45,10 +45,14 @@ _CONNECT_OPTIONS = {
 class Listener:
     """Feeds the hub from Postgres; ``connected`` says whether it is live right now."""
 
-    def __init__(self, dsn: str, hub: Hub, check_interval: float, query_timeout: float = 30.0) -> None:
+    def __init__(
+        self, dsn: str, hub: Hub, check_interval: float, poll_interval: float = 0.0, query_timeout: float = 30.0
+    ) -> None:
         self._dsn = dsn
         self._hub = hub
-        self._check_interval = check_interval
+        # Read the journal after this much silence: a health check, and the delivery
+        # path for writers that set gateway.notify = off.
+        self._check_interval = min(check_interval, poll_interval) if poll_interval > 0 else check_interval
         self._query_timeout = query_timeout
         self._snapshot: Snapshot | None = None
         self.connected = False

@@ -231,3 +231,18 @@ async def test_gateway_prunes_journal_to_its_retention(database: str) -> None:
             await gw.sql("SELECT count(*), (SELECT pruned_through FROM gateway.retention) FROM gateway.journal")
         )[0]
         assert kept == 5 and pruned_through == 45
+
+
+async def test_writer_without_notify_is_delivered_by_polling(database: str) -> None:
+    async with start_gateway(database, poll_interval=0.1) as gw:
+        client = await gw.subscribe("todos")
+        async with aiopg.connect(gw.dsn) as spy, spy.cursor() as spy_cur:
+            await spy_cur.execute("LISTEN gateway_journal")
+            async with aiopg.connect(gw.dsn) as conn, conn.cursor() as cur:
+                await cur.execute("SET gateway.notify = off")
+                for i in range(3):
+                    await cur.execute("INSERT INTO todos (title) VALUES (%s)", (f"quiet {i}",))
+            events = await client.take(3, timeout=5)
+            assert spy.notifies.empty()  # no NOTIFY was sent, yet everything arrived
+        assert titles(events) == ["quiet 0", "quiet 1", "quiet 2"]
+        await client.close()
