@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -84,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_init_db(settings, dsn))
             print(f"pg-sse-gateway: schema applied, watching {', '.join(settings.expose)}")
         else:
-            asyncio.run(_serve(settings, dsn))
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(_serve(settings, dsn))
     except (DatabaseError, StartupError, ConfigError) as exc:
         print(f"pg-sse-gateway: {exc}", file=sys.stderr)
         return 1
@@ -121,7 +122,8 @@ async def _serve(settings: Settings, dsn: str) -> None:
         port = _bound_port(runner, settings.port)
         base = f"http://{settings.host}:{port}"
         database = f"embedded Postgres in {settings.data_dir}" if settings.embedded else redact(dsn)
-        print(f"pg-sse-gateway listening on {base} (database: {database})", flush=True)
+        loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        print(f"pg-sse-gateway listening on {base} (database: {database}; event loop: {loop_name})", flush=True)
         if settings.demo:
             print(f"  try: curl -N '{base}/events?topic=todos'", flush=True)
             print(
@@ -132,6 +134,15 @@ async def _serve(settings: Settings, dsn: str) -> None:
         log.info("stopping")
     finally:
         await runner.cleanup()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (pip install 'pg-sse-gateway[uvloop]')."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 def _stop_on_signals() -> asyncio.Event:
