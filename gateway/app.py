@@ -24,7 +24,7 @@ from .errors import json_errors
 from .hub import Hub
 from .limits import LIMITS, StreamLimits
 from .listener import Listener
-from .metrics import METRICS, Metrics, time_requests
+from .metrics import METRICS, Metrics, observe_response, start_timer
 from .retention import prune_forever
 from .sse import HEARTBEAT
 from .state import DSN, HUB, LISTENER, POOL, SETTINGS, TABLES
@@ -94,13 +94,14 @@ async def _end_streams(app: web.Application) -> None:
 def create_app(settings: Settings, dsn: str) -> web.Application:
     """The gateway as an aiohttp app; raises ConfigError for an unusable auth key."""
     app = web.Application(
-        middlewares=[time_requests, json_errors, preflight, authenticate], client_max_size=settings.max_body
+        middlewares=[json_errors(guards=(start_timer, preflight, authenticate))], client_max_size=settings.max_body
     )
     app[METRICS] = Metrics()
     app[AUTHENTICATOR] = Authenticator(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)
     app[CORS] = CorsPolicy(settings.cors_origins)
     app[LIMITS] = StreamLimits(settings.max_subscribers, settings.max_subscribers_per_client)
     app.on_response_prepare.append(add_cors_headers)
+    app.on_response_prepare.append(observe_response)
     hub = Hub(settings.subscriber_buffer)
     app[SETTINGS] = settings
     app[DSN] = dsn

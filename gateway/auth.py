@@ -22,7 +22,6 @@ is never logged: the access log is off, and messages never echo it.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,15 +143,11 @@ def _unauthorized(message: str) -> ApiError:
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator", Authenticator)
 GRANT_KEY: web.RequestKey[Grant] = web.RequestKey("grant", Grant)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Attach the request's Grant (or refuse it) before /events and /api handlers run."""
+def authenticate(request: web.Request) -> None:
+    """Guard: attach the request's Grant (or refuse it) before /events and /api handlers run."""
     if request.method != "OPTIONS" and request.path.startswith(_PROTECTED_PREFIXES):
         request[GRANT_KEY] = request.app[AUTHENTICATOR].grant(request)
-    return await handler(request)
 
 
 def grant_of(request: web.Request) -> Grant:

@@ -8,8 +8,6 @@ streaming responses too, whose headers go out before the handler returns.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
 
 from .errors import error_response
@@ -17,8 +15,6 @@ from .errors import error_response
 _PATHS = ("/events", "/api")
 _ALLOW_HEADERS = "Authorization, Content-Type, Last-Event-ID, Cache-Control"
 _ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class CorsPolicy:
@@ -46,9 +42,8 @@ class CorsPolicy:
 CORS: web.AppKey[CorsPolicy] = web.AppKey("cors", CorsPolicy)
 
 
-@web.middleware
-async def preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer CORS preflight requests; everything else goes on to its handler."""
+def preflight(request: web.Request) -> web.StreamResponse | None:
+    """Guard: answer a CORS preflight request; None lets any other request through."""
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         policy = request.app[CORS]
         origin = policy.allowed_origin(request)
@@ -62,7 +57,7 @@ async def preflight(request: web.Request, handler: Handler) -> web.StreamRespons
             "Access-Control-Max-Age": "600",
         }
         return web.Response(status=204, headers=headers)
-    return await handler(request)
+    return None
 
 
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import psycopg2
 from aiohttp import web
@@ -88,33 +88,56 @@ def database_error(exc: psycopg2.Error) -> ApiError | None:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A check that runs before the handler: it may answer itself (a response), refuse
+# (raise ApiError), or let the request through (None).
+Guard = Callable[[web.Request], web.StreamResponse | None]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every exception into a JSON error response (unless the stream already began)."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
+def json_errors(guards: Sequence[Guard] = ()) -> Middleware:
+    """The app's one middleware: run the guards, then the handler; every failure becomes JSON.
+
+    Guards are plain functions rather than middlewares of their own because a
+    middleware's frame stays alive for as long as its request: an SSE stream lives
+    for hours, and thousands of them each kept a frame per middleware.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            for guard in guards:
+                early = guard(request)
+                if early is not None:
+                    return early
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise  # redirects are answers, not errors
+            return _http_error(request, exc)
+        except Exception as exc:
+            return _error(request, exc)
+
+    return middleware
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+    message = exc.reason if exc.status != 413 else str(exc.text or exc.reason)
+    if exc.status == 404:
+        message = f"no such endpoint: {request.method} {request.path}"
+    elif exc.status == 405:
+        message = f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', '')}"
+    return error_response(exc.status, _HTTP_CODES.get(exc.status, "error"), message, headers)
+
+
+def _error(request: web.Request, exc: Exception) -> web.Response:
+    if isinstance(exc, ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
-        message = exc.reason if exc.status != 413 else str(exc.text or exc.reason)
-        if exc.status == 404:
-            message = f"no such endpoint: {request.method} {request.path}"
-        elif exc.status == 405:
-            message = f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', '')}"
-        return error_response(exc.status, _HTTP_CODES.get(exc.status, "error"), message, headers)
-    except psycopg2.Error as exc:
+    if isinstance(exc, psycopg2.Error):
         mapped = database_error(exc)
-        if mapped is None:
-            log.exception("unexpected database error on %s %s", request.method, request.path)
-            return error_response(500, "internal", "internal error; see the gateway log")
-        return error_response(mapped.status, mapped.code, mapped.message)
-    except TimeoutError:
+        if mapped is not None:
+            return error_response(mapped.status, mapped.code, mapped.message)
+    elif isinstance(exc, TimeoutError):
         return error_response(503, "database_unavailable", "the database did not answer in time; try again")
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal", "internal error; see the gateway log")
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal", "internal error; see the gateway log")

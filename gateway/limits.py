@@ -8,8 +8,6 @@ page that opens a new EventSource without closing the old one).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from aiohttp import web
 
@@ -27,9 +25,8 @@ class StreamLimits:
     def open_streams(self) -> int:
         return self._open
 
-    @contextmanager
-    def admit(self, client: str) -> Iterator[None]:
-        """Hold one stream slot for ``client`` while the block runs, or refuse."""
+    def admit(self, client: str) -> None:
+        """Take one stream slot for ``client`` or refuse; pair with release()."""
         if self._open >= self._per_process:
             raise ApiError(
                 503,
@@ -46,13 +43,12 @@ class StreamLimits:
             )
         self._open += 1
         self._by_client[client] += 1
-        try:
-            yield
-        finally:
-            self._open -= 1
-            self._by_client[client] -= 1
-            if not self._by_client[client]:
-                del self._by_client[client]
+
+    def release(self, client: str) -> None:
+        self._open -= 1
+        self._by_client[client] -= 1
+        if not self._by_client[client]:
+            del self._by_client[client]
 
 
 LIMITS: web.AppKey[StreamLimits] = web.AppKey("limits", StreamLimits)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable
 
 import psycopg2
 from aiohttp import web
@@ -53,18 +52,22 @@ class Metrics:
 
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STARTED: web.RequestKey[float] = web.RequestKey("started", float)
 
 
-@web.middleware
-async def time_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Record how long each non-streaming request took, by route pattern (not raw path)."""
-    started = time.perf_counter()
-    response = await handler(request)
-    if request.path != "/events":
-        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
-        request.app[METRICS].observe(request.method, route, response.status, time.perf_counter() - started)
-    return response
+def start_timer(request: web.Request) -> None:
+    """Guard: note when the request arrived (observed when its response starts)."""
+    request[STARTED] = time.perf_counter()
+
+
+async def observe_response(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: record an API request's latency by route pattern (not raw path)."""
+    started = request.get(STARTED)
+    if started is None or request.path == "/events":
+        return
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    request.app[METRICS].observe(request.method, route, response.status, time.perf_counter() - started)
 
 
 async def _journal_newest(request: web.Request) -> int | None:

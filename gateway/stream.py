@@ -21,6 +21,7 @@ import time
 import aiopg
 import psycopg2
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp_sse import EventSourceResponse
 
 from .auth import Grant, grant_of
@@ -71,8 +72,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     grant = grant_of(request)
     for topic in topics:
         grant.require_read(topic)
-    with request.app[LIMITS].admit(request.remote or "unknown"):
+    limits, client = request.app[LIMITS], request.remote or "unknown"
+    limits.admit(client)
+    try:
         return await _serve_stream(request, topics, cursor, grant)
+    finally:
+        limits.release(client)
 
 
 class HubFedResponse(EventSourceResponse):
@@ -85,6 +90,11 @@ class HubFedResponse(EventSourceResponse):
 
     async def _ping(self) -> None:
         return
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        self._ping_task = None  # finished at once (see _ping); do not keep a Task per stream
+        return writer
 
 
 def direct_sink(transport: asyncio.Transport, chunked: bool) -> Sink:
