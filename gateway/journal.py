@@ -34,19 +34,27 @@ _COLUMNS = 'id, tx::text, topic, table_name, op, pk, "row"::text, old::text'
 
 CURRENT_POSITION = "SELECT pg_current_snapshot()::text, coalesce((SELECT max(id) FROM gateway.journal), 0)"
 
-CURRENT_SNAPSHOT = "SELECT pg_current_snapshot()::text"
+# The listener's read runs in one REPEATABLE READ transaction: its snapshot S (the
+# first statement's) is the one returned, and every row the cursor yields is visible
+# to S. Rows whose writer was invisible to the previous read's snapshot P are the
+# new ones; they all have tx >= xmin(P), a range the index on tx finds without
+# touching older rows however long the journal is. The cursor hands them over in id
+# order, a page at a time, so a million-row statement never sits in memory whole.
+BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_current_snapshot()::text"
 
-# Rows whose writer was invisible to %(prev)s and is visible to %(snap)s.
 NEWLY_VISIBLE = f"""
 SELECT {_COLUMNS}
   FROM gateway.journal
- WHERE (tx >= pg_snapshot_xmax(%(prev)s::pg_snapshot)
+ WHERE tx >= pg_snapshot_xmin(%(prev)s::pg_snapshot)
+   AND (tx >= pg_snapshot_xmax(%(prev)s::pg_snapshot)
         OR tx IN (SELECT pg_snapshot_xip(%(prev)s::pg_snapshot)))
-   AND pg_visible_in_snapshot(tx, %(snap)s::pg_snapshot)
-   AND id > %(after)s
- ORDER BY id
- LIMIT {PAGE_ROWS}
-"""
+ ORDER BY id"""
+
+OPEN_NEWLY_VISIBLE = f"DECLARE newly_visible NO SCROLL CURSOR FOR {NEWLY_VISIBLE}; FETCH {PAGE_ROWS} FROM newly_visible"
+
+FETCH_NEWLY_VISIBLE = f"FETCH {PAGE_ROWS} FROM newly_visible"
+
+END_READ = "COMMIT"
 
 RESUME_POINT = """
 SELECT pg_current_snapshot()::text,
@@ -154,25 +162,24 @@ class Snapshot:
         return tx < self.xmin or (tx < self.xmax and tx not in self.xip)
 
 
-async def current_snapshot(cur: Any) -> Snapshot:
-    await cur.execute(CURRENT_SNAPSHOT)
-    (text,) = await cur.fetchone()
-    return Snapshot.parse(text)
+async def begin_read(cur: Any) -> Snapshot:
+    """Open the listener's read transaction on ``cur``'s connection; return its snapshot."""
+    await cur.execute(BEGIN_READ)
+    (snap_text,) = await cur.fetchone()
+    return Snapshot.parse(snap_text)
 
 
-async def newly_visible(cur: Any, prev: Snapshot, snap: Snapshot) -> AsyncIterator[list[Event]]:
-    """Pages (id order) of everything committed after ``prev`` and visible to ``snap``.
+async def newly_visible(cur: Any, prev: Snapshot) -> AsyncIterator[list[Event]]:
+    """Inside a read begun with begin_read(): pages (id order) of what committed since ``prev``.
 
-    Paging keeps memory bounded when one statement changed millions of rows; every
-    page is read against the same ``snap``, so together they are exactly the delta.
+    Iterate to the end: the last step ends the read transaction.
     """
-    after = 0
+    await cur.execute(OPEN_NEWLY_VISIBLE, {"prev": prev.text})
     while True:
-        await cur.execute(NEWLY_VISIBLE, {"prev": prev.text, "snap": snap.text, "after": after})
         rows = await cur.fetchall()
         if rows:
-            page = [event_from_row(row) for row in rows]
-            yield page
-            after = page[-1].id
+            yield [event_from_row(row) for row in rows]
         if len(rows) < PAGE_ROWS:
-            return
+            break
+        await cur.execute(FETCH_NEWLY_VISIBLE)
+    await cur.execute(END_READ)

@@ -25,7 +25,7 @@ import psycopg2
 
 from .db import describe_connect_error
 from .hub import Hub
-from .journal import CURRENT_POSITION, Snapshot, current_snapshot, newly_visible
+from .journal import CURRENT_POSITION, Snapshot, begin_read, newly_visible
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,8 @@ class Listener:
         """Hand the hub everything committed since the last read, page by page."""
         assert self._snapshot is not None
         async with asyncio.timeout(self._query_timeout):
-            snap = await current_snapshot(cur)
-            async for page in newly_visible(cur, self._snapshot, snap):
+            snap = await begin_read(cur)
+            async for page in newly_visible(cur, self._snapshot):
                 self.batches += 1
                 self.last_batch_at = time.time()
                 self._hub.publish(page)
