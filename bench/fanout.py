@@ -989,8 +989,8 @@ def machine_info(dsn: str, where: str) -> None:
         f"psycopg2 {version('psycopg2-binary')}"
     )
     print(
-        f"event loop: asyncio default loop in both servers and the client (uvloop {uvloop}; "
-        "gateway/cli.py calls asyncio.run and never installs uvloop)"
+        f"event loop: the gateway uses uvloop when it can import it (uvloop {uvloop} here; hide it with "
+        "PYTHONPATH=<dir with a uvloop.py that raises ImportError>); the baseline and the client use asyncio's"
     )
     print(f"postgres {server_version(dsn)} ({where}); everything on {HOST}")
     print(f"load average {_load()} (the machine may be shared: compare rounds, not single numbers)", flush=True)
