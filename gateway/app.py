@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from .sse import HEARTBEAT
 from .state import DSN, HUB, LISTENER, POOL, SETTINGS, TABLES
 
 LISTENER_START_TIMEOUT = 15.0
+POOL_CLOSE_TIMEOUT = 5.0
+
+log = logging.getLogger(__name__)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -44,7 +48,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         pool.close()
-        await pool.wait_closed()
+        try:  # a connection still checked out would make this wait forever
+            async with asyncio.timeout(POOL_CLOSE_TIMEOUT):
+                await pool.wait_closed()
+            log.debug("database pool closed")
+        except TimeoutError:
+            log.warning("database pool did not close within %.0f s; exiting anyway", POOL_CLOSE_TIMEOUT)
 
 
 async def _listener(app: web.Application) -> AsyncIterator[None]:
@@ -58,6 +67,7 @@ async def _listener(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        log.debug("listener stopped")
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
@@ -88,6 +98,7 @@ async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _end_streams(app: web.Application) -> None:
+    log.debug("ending %d streams", app[HUB].statistics().subscribers)
     app[HUB].close_all("server shutting down")
 
 

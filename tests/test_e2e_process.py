@@ -53,6 +53,20 @@ async def gateway_process(
             await proc.wait()
 
 
+async def _exits_zero(proc: asyncio.subprocess.Process, within: float) -> None:
+    """Wait for a clean exit; on failure show what the gateway logged (stderr must be a pipe)."""
+    try:
+        async with asyncio.timeout(within):
+            code = await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        code = None
+    if code != 0:
+        assert proc.stderr is not None
+        log = (await proc.stderr.read()).decode(errors="replace")
+        raise AssertionError(f"gateway exit code {code}; its log ends:\n{log[-4000:]}")
+
+
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -86,14 +100,15 @@ async def test_restart_with_writes_in_between_loses_nothing(database: str) -> No
                 except Exception:  # the schema may not exist yet before the first start
                     await asyncio.sleep(0.05)
 
-        async with gateway_process(database) as (proc, url):
+        # A short shutdown timeout bounds how long SIGTERM may wait for streams in flight.
+        quick_stop = {"GATEWAY_SHUTDOWN_TIMEOUT": "3", "GATEWAY_LOG_LEVEL": "debug"}
+        async with gateway_process(database, env=quick_stop) as (proc, url):
             task = asyncio.create_task(writer())
             client = SSEClient(http, f"{url}/events?topic=todos")
             await client.connected()
             received = await client.take(20)
             proc.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(10):
-                assert await proc.wait() == 0
+            await _exits_zero(proc, within=15)
             await client.close()
             while not client.events.empty():
                 received.append(client.events.get_nowait())
