@@ -65,8 +65,7 @@ async def _listener(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=POOL_CLOSE_TIMEOUT)  # a stuck driver call must not hold the exit
         log.debug("listener stopped")
 
 
