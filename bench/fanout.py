@@ -290,15 +290,15 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def client_process_main(pipe: Any) -> None:
+def client_process_main(pipe: Any, client_class: type | None = None) -> None:
     """Entry point of the client process: execute the parent's commands until "exit"."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    asyncio.run(_client_loop(pipe))
+    asyncio.run(_client_loop(pipe, client_class or _Client))
 
 
-async def _client_loop(pipe: Any) -> None:
+async def _client_loop(pipe: Any, client_class: type) -> None:
     loop = asyncio.get_running_loop()
-    client = _Client()
+    client = client_class()
     commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
     loop.add_reader(pipe.fileno(), lambda: commands.put_nowait(pipe.recv()))
     while True:
@@ -312,12 +312,12 @@ async def _client_loop(pipe: Any) -> None:
 
 
 class ClientProcess:
-    """The parent's handle on the client process."""
+    """The parent's handle on the client process; ``client_class`` runs in it (bench/ingest.py has its own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_class: type | None = None, name: str = "fanout-client") -> None:
         context = multiprocessing.get_context("spawn")
         self._pipe, child = context.Pipe()
-        self._process = context.Process(target=client_process_main, args=(child,), name="fanout-client", daemon=True)
+        self._process = context.Process(target=client_process_main, args=(child, client_class), name=name, daemon=True)
         self._process.start()
         child.close()
 

@@ -78,14 +78,12 @@ import array
 import asyncio
 import collections
 import contextlib
-import multiprocessing
 import os
 import platform
 import queue
 import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -209,7 +207,7 @@ class _Client:
         self.stream.ids = array.array("q")
         self.stream.stale = 0
         self.stream.first = self.stream.last = 0.0
-        self.cpu0 = _own_cpu()
+        self.cpu0 = fanout._own_cpu()
         return {}
 
     async def status(self) -> dict[str, Any]:
@@ -220,7 +218,7 @@ class _Client:
             "stale": stream.stale,
             "first": stream.first,
             "last": stream.last,
-            "cpu": _own_cpu() - self.cpu0,
+            "cpu": fanout._own_cpu() - self.cpu0,
             "closed": stream.closed,
         }
 
@@ -236,55 +234,9 @@ class _Client:
         return {}
 
 
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def client_process_main(pipe: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    asyncio.run(_client_loop(pipe))
-
-
-async def _client_loop(pipe: Any) -> None:
-    loop = asyncio.get_running_loop()
-    client = _Client()
-    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-    loop.add_reader(pipe.fileno(), lambda: commands.put_nowait(pipe.recv()))
-    while True:
-        name, *args = await commands.get()
-        if name == "exit":
-            return
-        try:
-            pipe.send(("ok", await getattr(client, name)(*args)))
-        except Exception as exc:
-            pipe.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-class ClientProcess:
-    def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._pipe, child = context.Pipe()
-        self._process = context.Process(target=client_process_main, args=(child,), name="ingest-client", daemon=True)
-        self._process.start()
-        child.close()
-
-    def call(self, name: str, *args: Any, limit_s: float = 60.0) -> dict[str, Any]:
-        self._pipe.send((name, *args))
-        if not self._pipe.poll(limit_s):
-            raise RuntimeError(f"client process did not answer {name!r} within {limit_s:.0f} s")
-        status, result = self._pipe.recv()
-        if status != "ok":
-            raise RuntimeError(f"client process failed in {name!r}: {result}")
-        return result
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError, BrokenPipeError):
-            self._pipe.send(("exit",))
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
+def ClientProcess() -> fanout.ClientProcess:
+    """The client process of bench/fanout.py, running this benchmark's id-checking client."""
+    return fanout.ClientProcess(_Client, name="ingest-client")
 
 
 # ---------------------------------------------------------------------------------------
