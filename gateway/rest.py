@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import aiopg
 from aiohttp import web
@@ -21,7 +22,7 @@ from .catalog import Column, Table
 from .errors import ApiError
 from .state import POOL, SETTINGS, TABLES
 
-RESERVED_PARAMS = frozenset({"limit", "offset", "order"})
+RESERVED_PARAMS = frozenset({"limit", "offset", "order", "access_token"})
 
 
 def _table(request: web.Request) -> Table:
@@ -116,9 +117,17 @@ def _row_response(row_json: str, status: int = 200, headers: dict[str, str] | No
     return web.Response(status=status, text=row_json, content_type="application/json", headers=headers)
 
 
+async def _execute(cur: Any, query: sql.Composable, params: list[Any]) -> None:
+    """Run one statement; a value the driver cannot send at all is the client's 400."""
+    try:
+        await cur.execute(query, params)
+    except (ValueError, UnicodeEncodeError) as exc:  # NUL bytes, lone surrogates
+        raise ApiError(400, "bad_value", f"a value cannot be stored as text: {exc}") from None
+
+
 async def _one(pool: aiopg.Pool, query: sql.Composable, params: list[Any]) -> tuple[Any, ...] | None:
     async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(query, params)
+        await _execute(cur, query, params)
         row: tuple[Any, ...] | None = await cur.fetchone()
         return row
 
@@ -180,7 +189,7 @@ async def list_rows(request: web.Request) -> web.Response:
     )
     params += [limit, offset]
     async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
-        await cur.execute(query, params)
+        await _execute(cur, query, params)
         rows = await cur.fetchall()
     return web.Response(text="[" + ",".join(row[0] for row in rows) + "]", content_type="application/json")
 
@@ -203,7 +212,7 @@ async def create_row(request: web.Request) -> web.Response:
     row = await _one(request.app[POOL], query + returning, [value for _, value in pairs])
     assert row is not None  # INSERT ... RETURNING always returns the row
     row_json, key = row
-    headers = {"Location": f"/api/{table.name}/{key}"} if key is not None else None
+    headers = {"Location": f"/api/{table.name}/{quote(key, safe='')}"} if key is not None else None
     return _row_response(row_json, status=201, headers=headers)
 
 

@@ -131,7 +131,10 @@ async def _serve_stream(
         delay = max(0.0, grant.expires_at - time.time())
         expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
     try:
-        await response.prepare(request)
+        writer = await response.prepare(request)
+        # HTTP/1.1 streams are chunked; an HTTP/1.0 one (nginx's default upstream
+        # protocol) is not, whatever aiohttp-sse's response object says.
+        chunked = bool(getattr(writer, "chunked", True))
         if cursor is None:
             await response.write(encode_preamble(settings.retry_ms, sub.start_position))
         else:
@@ -141,7 +144,7 @@ async def _serve_stream(
         if transport is None or transport.is_closing():
             return response
         # From here on the hub writes this stream's events itself (see direct_sink).
-        hub.attach(sub, direct_sink(transport, response.chunked))
+        hub.attach(sub, direct_sink(transport, chunked))
         reason = await sub.wait_closed()
         if not sub.overflowed and reason != CLIENT_GONE:
             await _goodbye(response, reason)

@@ -203,3 +203,22 @@ async def test_stream_limits_per_process_and_per_client(database: str) -> None:
         again = await gw.subscribe("todos")  # a closed stream frees its slot
         for client in (first[1], other, again):
             await client.close()
+
+
+async def test_http10_stream_is_not_chunk_framed(gateway: RunningGateway) -> None:
+    """nginx talks HTTP/1.0 to upstreams by default: the body must be plain SSE, no chunk sizes."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /events?topic=todos HTTP/1.0\r\nHost: x\r\n\r\n")
+    await gateway.caught_up()
+    await asyncio.sleep(0.2)
+    await gateway.sql("INSERT INTO todos (title) VALUES ('over 1.0')")
+    data = b""
+    async with asyncio.timeout(5):
+        while b"over 1.0" not in data or not data.endswith(b"\n\n"):
+            data += await reader.read(65536)
+    body = data.split(b"\r\n\r\n", 1)[1]
+    assert body.startswith(b"retry: ")
+    event = body.split(b"\n\n")[1]
+    assert event.startswith(b"id: ") and b"\r\n" not in body
+    writer.close()

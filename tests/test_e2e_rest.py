@@ -122,6 +122,10 @@ BAD_REQUESTS = [
     ("DELETE", "/api/todos/404", None, None, 404, "not_found"),
     ("PUT", "/api/todos/1", {"title": "x"}, None, 405, "method_not_allowed"),
     ("GET", "/nowhere", None, None, 404, "not_found"),
+    ("POST", "/api/todos", {"title": "nul \u0000 byte"}, None, 400, "bad_value"),
+    ("POST", "/api/todos", {"title": "lone \ud800 surrogate"}, None, 400, "bad_value"),
+    ("GET", "/api/todos?title=%00", None, None, 400, "bad_value"),
+    ("GET", "/api/todos/%00", None, None, 400, "bad_value"),
 ]
 
 
@@ -176,3 +180,22 @@ async def test_health_and_readiness(gateway: RunningGateway) -> None:
     post = 'method="POST",route="/api/{table}",status="201"'
     assert metrics[f"gateway_http_request_duration_seconds_count{{{post}}}"] == "1"
     await client.close()
+
+
+async def test_access_token_in_the_query_is_not_a_filter(gateway: RunningGateway) -> None:
+    await gateway.sql("INSERT INTO todos (title) VALUES ('a')")
+    async with gateway.http.get(gateway.url + "/api/todos?access_token=whatever") as resp:
+        assert resp.status == 200 and len(await resp.json()) == 1
+
+
+async def test_location_header_quotes_the_key(database: str) -> None:
+    from .conftest import run_sql, start_gateway
+
+    await run_sql(database, "CREATE TABLE tags (name text PRIMARY KEY)")
+    async with start_gateway(database, expose=("todos", "tags")) as gw:
+        async with gw.http.post(gw.url + "/api/tags", json={"name": "a/b?c d"}) as resp:
+            assert resp.status == 201
+            location = resp.headers["Location"]
+        assert location == "/api/tags/a%2Fb%3Fc%20d"
+        async with gw.http.get(gw.url + location) as resp:
+            assert resp.status == 200 and (await resp.json())["name"] == "a/b?c d"
