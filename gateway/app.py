@@ -64,8 +64,7 @@ async def _listener(app: web.Application) -> AsyncIterator[None]:
             await listener.wait_started()
         yield
     finally:
-        task.cancel()
-        await asyncio.wait({task}, timeout=POOL_CLOSE_TIMEOUT)  # a stuck driver call must not hold the exit
+        await listener.stop(task, within=POOL_CLOSE_TIMEOUT)
         log.debug("listener stopped")
 
 

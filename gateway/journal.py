@@ -48,11 +48,15 @@ SELECT {_COLUMNS}
  WHERE tx >= pg_snapshot_xmin(%(prev)s::pg_snapshot)
    AND (tx >= pg_snapshot_xmax(%(prev)s::pg_snapshot)
         OR tx IN (SELECT pg_snapshot_xip(%(prev)s::pg_snapshot)))
+   AND pg_visible_in_snapshot(tx, %(upto)s::pg_snapshot)
+   AND id > %(after)s
  ORDER BY id"""
 
 OPEN_NEWLY_VISIBLE = f"DECLARE newly_visible NO SCROLL CURSOR FOR {NEWLY_VISIBLE}; FETCH {PAGE_ROWS} FROM newly_visible"
 
 FETCH_NEWLY_VISIBLE = f"FETCH {PAGE_ROWS} FROM newly_visible"
+
+CLOSE_NEWLY_VISIBLE = "CLOSE newly_visible"
 
 END_READ = "COMMIT"
 
@@ -169,12 +173,12 @@ async def begin_read(cur: Any) -> Snapshot:
     return Snapshot.parse(snap_text)
 
 
-async def newly_visible(cur: Any, prev: Snapshot) -> AsyncIterator[list[Event]]:
-    """Inside a read begun with begin_read(): pages (id order) of what committed since ``prev``.
-
-    Iterate to the end: the last step ends the read transaction.
+async def newly_visible(cur: Any, prev: Snapshot, upto: Snapshot, after: int = 0) -> AsyncIterator[list[Event]]:
+    """Inside a read begun with begin_read(): pages (id order) of what committed after
+    ``prev`` and by ``upto`` (the read's own snapshot, or an older one whose read broke
+    off), with ids above ``after``. Iterate to the end; end the read with end_read().
     """
-    await cur.execute(OPEN_NEWLY_VISIBLE, {"prev": prev.text})
+    await cur.execute(OPEN_NEWLY_VISIBLE, {"prev": prev.text, "upto": upto.text, "after": after})
     while True:
         rows = await cur.fetchall()
         if rows:
@@ -182,4 +186,8 @@ async def newly_visible(cur: Any, prev: Snapshot) -> AsyncIterator[list[Event]]:
         if len(rows) < PAGE_ROWS:
             break
         await cur.execute(FETCH_NEWLY_VISIBLE)
+    await cur.execute(CLOSE_NEWLY_VISIBLE)
+
+
+async def end_read(cur: Any) -> None:
     await cur.execute(END_READ)

@@ -25,7 +25,7 @@ import psycopg2
 
 from .db import describe_connect_error
 from .hub import Hub
-from .journal import CURRENT_POSITION, Snapshot, begin_read, newly_visible
+from .journal import CURRENT_POSITION, Snapshot, begin_read, end_read, newly_visible
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,42 @@ class Listener:
         self.last_batch_at = 0.0
         self._started = asyncio.Event()
         self._down = False  # a drop was logged and no recovery yet
+        self._stopping = False
+        self._conn: aiopg.Connection | None = None
+        # A read that broke off part-way: the snapshot it was reading up to and the last
+        # id it handed the hub. The next read finishes exactly that slice first, so a
+        # dropped connection never makes live subscribers see an event twice.
+        self._unfinished: tuple[Snapshot, int] | None = None
 
     async def wait_started(self) -> None:
         """Wait until the first connection has set the hub's position."""
         await self._started.wait()
 
+    async def stop(self, task: asyncio.Task[None], within: float) -> None:
+        """End ``task`` (running run()) for good, within ``within`` seconds.
+
+        Cancelling once is not enough on Python 3.11: asyncio.wait_for (used inside
+        aiopg) can swallow a cancel that lands as its inner future completes. So the
+        flag stops the loop, closing the connection fails any pending operation, and
+        the cancel is repeated until the task is done or the time is up.
+        """
+        self._stopping = True
+        deadline = asyncio.get_running_loop().time() + within
+        while not task.done() and asyncio.get_running_loop().time() < deadline:
+            if self._conn is not None:
+                self._conn.close()
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.2)
+
     async def run(self) -> None:
-        """Run until cancelled, reconnecting as often as needed."""
+        """Run until stopped, reconnecting as often as needed."""
         backoff = 0.1
-        while True:
+        while not self._stopping:
             try:
                 await self._session()
             except (psycopg2.Error, OSError, TimeoutError, RuntimeError) as exc:
+                if self._stopping:
+                    return
                 if self.connected:
                     self.reconnects += 1
                     log.warning("listener lost its database connection (%s); reconnecting", _first_line(exc))
@@ -87,6 +111,7 @@ class Listener:
     async def _session(self) -> None:
         """One connection's life: LISTEN, catch up, then follow notifications."""
         conn = await aiopg.connect(self._dsn, timeout=10.0, **_CONNECT_OPTIONS)
+        self._conn = conn
         try:
             async with conn.cursor() as cur:
                 await cur.execute(f"LISTEN {CHANNEL}")
@@ -103,15 +128,17 @@ class Listener:
                     self._down = False
                 self.connected = True
                 notifies = conn.notifies
-                while True:
+                while not self._stopping:
                     try:
-                        await asyncio.wait_for(notifies.get(), self._check_interval)
+                        async with asyncio.timeout(self._check_interval):
+                            await notifies.get()
                     except TimeoutError:
                         pass  # quiet for a while: the read below doubles as a health check
                     while not notifies.empty():
                         await notifies.get()
                     await self._read(cur)
         finally:
+            self._conn = None
             conn.close()
 
     async def _read(self, cur: Any) -> None:
@@ -119,12 +146,23 @@ class Listener:
         assert self._snapshot is not None
         async with asyncio.timeout(self._query_timeout):
             snap = await begin_read(cur)
-            async for page in newly_visible(cur, self._snapshot):
-                self.batches += 1
-                self.last_batch_at = time.time()
-                self._hub.publish(page)
+            if self._unfinished is not None:
+                upto, after = self._unfinished
+                await self._deliver(cur, self._snapshot, upto, after)
+                self._snapshot = upto
+            self._unfinished = (snap, 0)
+            await self._deliver(cur, self._snapshot, snap, 0)
+            await end_read(cur)
         self._snapshot = snap
+        self._unfinished = None
         self._hub.advance(snap)
+
+    async def _deliver(self, cur: Any, prev: Snapshot, upto: Snapshot, after: int) -> None:
+        async for page in newly_visible(cur, prev, upto, after):
+            self.batches += 1
+            self.last_batch_at = time.time()
+            self._hub.publish(page)
+            self._unfinished = (upto, page[-1].id)
 
 
 def _first_line(exc: BaseException) -> str:
