@@ -17,8 +17,8 @@ import json
 import logging
 import re
 import time
+from typing import Any
 
-import aiopg
 import psycopg2
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -27,7 +27,7 @@ from aiohttp_sse import EventSourceResponse
 from .auth import Grant, grant_of
 from .errors import ApiError
 from .hub import CLIENT_GONE, Sink, Subscriber
-from .journal import PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
+from .journal import END_READ, PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
 from .limits import LIMITS
 from .metrics import METRICS, Metrics
 from .sse import encode_comment, encode_event, encode_message, encode_preamble
@@ -36,6 +36,8 @@ from .state import HUB, POOL, SETTINGS
 log = logging.getLogger(__name__)
 
 MAX_TOPICS = 32
+REPLAY_WRITE_TIMEOUT = 10.0
+BEGIN_REPLAY = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _TOPIC = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
 _CURSOR = re.compile(r"^[0-9]{1,19}$")
 
@@ -170,41 +172,52 @@ async def _goodbye(response: EventSourceResponse, reason: str) -> None:
 async def _replay(
     request: web.Request, response: EventSourceResponse, sub: Subscriber, cursor: int, topics: list[str]
 ) -> bool:
-    """Send what the client missed since ``cursor``, then let the held live events through."""
-    pool = request.app[POOL]
+    """Send what the client missed since ``cursor``, then let the held live events through.
+
+    The whole replay reads one REPEATABLE READ snapshot on one connection, so a prune
+    that runs meanwhile cannot delete rows out from under it (its pruned_through check
+    and the rows it sends agree). A client that stops reading for REPLAY_WRITE_TIMEOUT
+    is dropped, so it cannot hold a pool connection and an old snapshot for long.
+    """
+    metrics = request.app[METRICS]
     try:
-        async with pool.acquire() as conn, conn.cursor() as cur:
+        async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
+            await cur.execute(BEGIN_REPLAY)
             await cur.execute(RESUME_POINT, {"cursor": cursor})
             snap_text, tx_xmin, pruned_through, newest = await cur.fetchone()
-        snap = Snapshot.parse(snap_text)
-        if cursor < pruned_through or cursor > newest:
-            reason = "cursor_expired" if cursor < pruned_through else "cursor_unknown"
-            data = json.dumps({"reason": reason, "cursor": cursor, "resume_from": newest})
-            await response.write(encode_message("refetch", data, event_id=newest))
-        else:
-            params = {"cursor": cursor, "tx_xmin": tx_xmin or "0", "snap": snap.text, "topics": topics}
-            await _replay_query(pool, response, request.app[METRICS], REPLAY_LATE, {**params, "after": 0})
-            await _replay_query(pool, response, request.app[METRICS], REPLAY_AFTER, {**params, "after": cursor})
+            snap = Snapshot.parse(snap_text)
+            if cursor < pruned_through or cursor > newest:
+                reason = "cursor_expired" if cursor < pruned_through else "cursor_unknown"
+                data = json.dumps({"reason": reason, "cursor": cursor, "resume_from": newest})
+                await _replay_write(response, metrics, encode_message("refetch", data, event_id=newest))
+            else:
+                params = {"cursor": cursor, "tx_xmin": tx_xmin or "0", "snap": snap.text, "topics": topics}
+                await _replay_query(cur, response, metrics, REPLAY_LATE, {**params, "after": 0})
+                await _replay_query(cur, response, metrics, REPLAY_AFTER, {**params, "after": cursor})
+            await cur.execute(END_READ)
     except (psycopg2.Error, TimeoutError) as exc:
         log.warning("replay from %d failed: %s", cursor, exc)
-        await _goodbye(response, "replay failed, the database is unavailable")
+        await _goodbye(response, "replay failed; reconnect to resume")
         return False
     sub.go_live(snap)
     return True
 
 
+async def _replay_write(response: EventSourceResponse, metrics: Metrics, data: bytes) -> None:
+    async with asyncio.timeout(REPLAY_WRITE_TIMEOUT):
+        await response.write(data)
+    metrics.replay_bytes += len(data)
+
+
 async def _replay_query(
-    pool: aiopg.Pool, response: EventSourceResponse, metrics: Metrics, query: str, params: dict[str, object]
+    cur: Any, response: EventSourceResponse, metrics: Metrics, query: str, params: dict[str, object]
 ) -> None:
     while True:
-        async with pool.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(query, params)
-            rows = await cur.fetchall()
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
         if rows:
             events = [event_from_row(row) for row in rows]
-            data = b"".join(encode_event(event) for event in events)
-            await response.write(data)
-            metrics.replay_bytes += len(data)
+            await _replay_write(response, metrics, b"".join(encode_event(event) for event in events))
             params = {**params, "after": events[-1].id}
         if len(rows) < PAGE_ROWS:
             return
