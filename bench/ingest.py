@@ -646,7 +646,7 @@ def listener_read_cost(dsn: str, repeat: int = 10) -> None:
     here for one new row, the single-row shape's typical wake-up, after ANALYZE (so
     the plans are not artefacts of stale statistics).
     """
-    from gateway.journal import BEGIN_READ, END_READ, NEWLY_VISIBLE, OPEN_NEWLY_VISIBLE
+    from gateway.journal import BEGIN_READ, CLOSE_NEWLY_VISIBLE, END_READ, NEWLY_VISIBLE, OPEN_NEWLY_VISIBLE
 
     baseline_sql = (
         'SELECT id, topic, table_name, op, pk, "row", old FROM gateway.journal WHERE id > %(after)s ORDER BY id'
@@ -659,11 +659,15 @@ def listener_read_cost(dsn: str, repeat: int = 10) -> None:
         cur.execute("SELECT pg_current_snapshot()::text")
         prev = cur.fetchone()[0]
         cur.execute("INSERT INTO public.todos (title) VALUES ('probe')")
+        cur.execute("SELECT pg_current_snapshot()::text")
+        now = cur.fetchone()[0]
 
         def gateway_read() -> None:
             cur.execute(BEGIN_READ)
-            cur.execute(OPEN_NEWLY_VISIBLE, {"prev": prev})
+            (upto,) = cur.fetchone()
+            cur.execute(OPEN_NEWLY_VISIBLE, {"prev": prev, "upto": upto, "after": 0})
             cur.fetchall()
+            cur.execute(CLOSE_NEWLY_VISIBLE)
             cur.execute(END_READ)
 
         def baseline_read() -> None:
@@ -672,7 +676,12 @@ def listener_read_cost(dsn: str, repeat: int = 10) -> None:
 
         print(f"\nListener read cost for one new row, journal of {rows:,} rows (median of {repeat}):")
         for label, read, sql, params in (
-            ("gateway  (read transaction + cursor)  ", gateway_read, NEWLY_VISIBLE, {"prev": prev}),
+            (
+                "gateway  (read transaction + cursor)  ",
+                gateway_read,
+                NEWLY_VISIBLE,
+                {"prev": prev, "upto": now, "after": 0},
+            ),
             ("baseline (id > last_seen ORDER BY id)", baseline_read, baseline_sql, {"after": top}),
         ):
             cur.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
