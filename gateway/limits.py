@@ -21,10 +21,6 @@ class StreamLimits:
         self._by_client: Counter[str] = Counter()
         self._open = 0
 
-    @property
-    def open_streams(self) -> int:
-        return self._open
-
     def admit(self, client: str) -> None:
         """Take one stream slot for ``client`` or refuse; pair with release()."""
         if self._open >= self._per_process:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import aiopg
@@ -57,8 +56,6 @@ class Listener:
         self._snapshot: Snapshot | None = None
         self.connected = False
         self.reconnects = 0
-        self.batches = 0
-        self.last_batch_at = 0.0
         self._started = asyncio.Event()
         self._down = False  # a drop was logged and no recovery yet
         self._stopping = False
@@ -159,8 +156,6 @@ class Listener:
 
     async def _deliver(self, cur: Any, prev: Snapshot, upto: Snapshot, after: int) -> None:
         async for page in newly_visible(cur, prev, upto, after):
-            self.batches += 1
-            self.last_batch_at = time.time()
             self._hub.publish(page)
             self._unfinished = (upto, page[-1].id)
 
