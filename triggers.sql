@@ -5,11 +5,12 @@
 --   SELECT gateway.publish('chat/room1', '{"text":"hi"}');  -- a custom event
 --
 -- Capture is statement-level with transition tables: a 10,000-row UPDATE runs one
--- INSERT ... SELECT into the journal and sends one notification, not 10,000.
--- The notification payload is the writer's transaction id, so every statement of
--- one transaction sends the same payload and Postgres folds them into a single
--- NOTIFY at commit. The listener reads the rows from the journal, so a row's size
--- never meets NOTIFY's 8000-byte limit.
+-- INSERT ... SELECT into the journal and sends at most one notification, not
+-- 10,000. The notification payload is the writer's transaction id, so every
+-- statement of one transaction sends the same payload and Postgres folds them into
+-- a single NOTIFY at commit; and none is sent while the listeners are polling
+-- (see notify_journal below). The listener reads the rows from the journal, so a
+-- row's size never meets NOTIFY's 8000-byte limit.
 
 -- The topic of a table: its name, schema-qualified unless it lives in "public".
 CREATE OR REPLACE FUNCTION gateway.table_topic(tbl regclass) RETURNS text
@@ -19,21 +20,36 @@ LANGUAGE sql STABLE AS $$
     WHERE c.oid = tbl
 $$;
 
--- Wake the listeners at commit, unless this session or role says not to.
+-- Wake the listeners at commit, but only when one is asleep.
 --
 -- NOTIFY makes Postgres serialise the commits of notifying transactions (a
--- cluster-wide lock held through the commit's WAL flush), which caps concurrent
--- single-row writers. A writer that prefers throughput to latency sets
+-- cluster-wide lock held through the commit's WAL flush), which would cap
+-- concurrent single-row writers at a fraction of their untriggered rate. So a
+-- listener that has nothing to do holds the wake lock (advisory lock 1735549286,
+-- exclusive, session-level) and waits for a notification; while changes keep
+-- coming it releases the lock and polls the journal instead. A writer that can
+-- take the lock shared is not needed to wake anyone: it holds the lock until it
+-- commits, which keeps every listener from going back to sleep before this
+-- transaction's rows are visible to its final read. A writer that cannot take it
+-- notifies. (gateway/listener.py has the listener's side.)
+--
 -- gateway.notify = off (SET, ALTER ROLE ... SET, ALTER DATABASE ... SET, or
--- PGOPTIONS='-c gateway.notify=off'); its changes are still journaled and are
+-- PGOPTIONS='-c gateway.notify=off') never notifies: its changes are journaled and
 -- delivered at the listeners' next poll (GATEWAY_POLL_INTERVAL) or the next
--- notification from anyone else.
+-- notification from anyone else. gateway.notify = always notifies on every commit,
+-- for LISTEN clients of your own on channel gateway_journal.
 CREATE OR REPLACE FUNCTION gateway.notify_journal() RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    mode text := coalesce(current_setting('gateway.notify', true), '');
 BEGIN
-    IF coalesce(current_setting('gateway.notify', true), '') <> 'off' THEN
-        PERFORM pg_notify('gateway_journal', pg_current_xact_id()::text);
+    IF mode = 'off' THEN
+        RETURN;
     END IF;
+    IF mode <> 'always' AND pg_try_advisory_xact_lock_shared(1735549286) THEN
+        RETURN;  -- no listener asleep
+    END IF;
+    PERFORM pg_notify('gateway_journal', pg_current_xact_id()::text);
 END
 $$;
 

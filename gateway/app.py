@@ -116,7 +116,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app[DSN] = dsn
     app[HUB] = hub
     app[TABLES] = {}
-    app[LISTENER] = Listener(dsn, hub, settings.listener_check, settings.poll_interval)
+    app[LISTENER] = Listener(dsn, hub, settings.listener_check, settings.poll_interval, settings.busy_poll_interval)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_listener)
     app.cleanup_ctx.append(_retention)

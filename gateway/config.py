@@ -207,8 +207,16 @@ class Settings:
         0.0,
         "GATEWAY_POLL_INTERVAL",
         _non_negative_float,
-        "seconds between journal polls besides notifications (0: notifications only; "
-        "use with writers that set gateway.notify = off)",
+        "seconds between journal reads while the listener sleeps (0: on notifications and "
+        "listener checks only); for writers that set gateway.notify = off",
+        "S",
+    )
+    busy_poll_interval: float = _setting(
+        0.01,
+        "GATEWAY_BUSY_POLL_INTERVAL",
+        _non_negative_float,
+        "seconds between journal polls while changes keep coming; writers skip NOTIFY meanwhile "
+        "(0: never poll, every writer notifies)",
         "S",
     )
     listener_check: float = _setting(

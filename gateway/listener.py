@@ -6,6 +6,27 @@ notification, a burst folded into one wake-up, or a connection that was down for
 a minute all end the same way: the next read returns exactly what the hub has not
 seen, in id order, nothing twice.
 
+Theory of operation: asleep or polling. NOTIFY serialises the commits of the
+transactions that send it, so writers notify only when a listener is asleep; while
+changes keep coming the listener polls instead (triggers.sql, notify_journal). The
+wake lock (advisory lock WAKE_LOCK) says which: a writer that can take it shared
+skips NOTIFY and holds it until commit. The listener
+
+* polls every ``busy_poll`` seconds while reads find events (it holds no lock, so
+  writers skip NOTIFY);
+* after SETTLE_POLLS empty polls tries to take the lock exclusively. That succeeds
+  only once no skipping writer is in flight, so the read that follows sees all
+  their rows; from then on every writer notifies, and the listener sleeps;
+* if another listener (another gateway process) holds it, sleeps all the same:
+  writers notify while it is held, and a holder that lets go sends a "wake"
+  notification first thing, which wakes every listener;
+* if writers hold it, keeps polling;
+* on a notification, lets go of the lock (with the "wake" notification) and polls.
+
+A wake-up that never comes costs latency, never an event: every sleeping listener
+still reads after ``check_interval`` (a sleeper that relies on another listener's
+lock after at most RELIANT_CHECK, in case that holder's connection died).
+
 The connection is dedicated (a pooled one would keep its LISTEN after release),
 has TCP keepalives so a silent network drop is noticed, and is checked with the
 same journal read whenever it has been quiet for ``check_interval`` seconds. On
@@ -30,6 +51,24 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "gateway_journal"
 
+# The wake lock (triggers.sql, notify_journal, uses the same number).
+WAKE_LOCK = 1735549286
+# Empty polls in a row before the listener tries to go to sleep.
+SETTLE_POLLS = 10
+# Longest a listener sleeps on another listener's wake lock between reads.
+RELIANT_CHECK = 1.0
+
+# Try to go to sleep: "held" (ours now), "busy" (writers in flight that skipped
+# NOTIFY: keep polling) or "other" (another listener's: writers notify meanwhile).
+TRY_SLEEP = f"""
+SELECT CASE WHEN pg_try_advisory_lock({WAKE_LOCK}) THEN 'held'
+            WHEN pg_try_advisory_lock_shared({WAKE_LOCK}) AND pg_advisory_unlock_shared({WAKE_LOCK}) THEN 'busy'
+            ELSE 'other' END"""
+# Let go of the lock, then wake every other listener that sleeps relying on it.
+WAKE_UP = f"SELECT pg_advisory_unlock({WAKE_LOCK}), pg_notify('{CHANNEL}', 'wake')"
+
+POLLING, HOLDING, RELYING = "polling", "holding", "relying"
+
 # libpq options for the LISTEN connection: named in pg_stat_activity, and TCP
 # keepalives so a dead peer is noticed within ~30 s (Unix sockets ignore them).
 _CONNECT_OPTIONS = {
@@ -45,13 +84,24 @@ class Listener:
     """Feeds the hub from Postgres; ``connected`` says whether it is live right now."""
 
     def __init__(
-        self, dsn: str, hub: Hub, check_interval: float, poll_interval: float = 0.0, query_timeout: float = 30.0
+        self,
+        dsn: str,
+        hub: Hub,
+        check_interval: float,
+        poll_interval: float = 0.0,
+        busy_poll: float = 0.01,
+        query_timeout: float = 30.0,
     ) -> None:
         self._dsn = dsn
         self._hub = hub
         # Read the journal after this much silence: a health check, and the delivery
         # path for writers that set gateway.notify = off.
         self._check_interval = min(check_interval, poll_interval) if poll_interval > 0 else check_interval
+        # Poll this often while changes keep coming. 0: never poll, stay asleep holding
+        # the wake lock, so every writer notifies (lowest latency, lowest concurrency).
+        self._stay_asleep = busy_poll <= 0
+        self._busy_poll = RELIANT_CHECK / 10 if self._stay_asleep else busy_poll
+        self.mode = POLLING
         self._query_timeout = query_timeout
         self._snapshot: Snapshot | None = None
         self.connected = False
@@ -124,40 +174,90 @@ class Listener:
                     log.info("listener connected and caught up (position %d)", self._hub.position)
                     self._down = False
                 self.connected = True
-                notifies = conn.notifies
-                while not self._stopping:
-                    try:
-                        async with asyncio.timeout(self._check_interval):
-                            await notifies.get()
-                    except TimeoutError:
-                        pass  # quiet for a while: the read below doubles as a health check
-                    while not notifies.empty():
-                        await notifies.get()
-                    await self._read(cur)
+                self.mode = POLLING  # a new session holds no lock
+                await self._follow(cur, conn.notifies)
         finally:
             self._conn = None
             conn.close()
 
-    async def _read(self, cur: Any) -> None:
-        """Hand the hub everything committed since the last read, page by page."""
+    async def _follow(self, cur: Any, notifies: asyncio.Queue[Any]) -> None:
+        """Read the journal on every notification, and poll while changes keep coming."""
+        empty_polls = 0
+        while not self._stopping:
+            notified = await _wait(notifies, self._wait_time())
+            if notified:
+                while not notifies.empty():
+                    notifies.get_nowait()
+                if not self._stay_asleep:
+                    if self.mode == HOLDING:
+                        await cur.execute(WAKE_UP)
+                    self.mode = POLLING
+                empty_polls = 0
+            if await self._read(cur):
+                empty_polls = 0
+            else:
+                empty_polls += 1
+            settled = empty_polls >= SETTLE_POLLS or self._stay_asleep
+            if (self.mode == POLLING and settled) or (self.mode == RELYING and not notified):
+                await self._try_sleep(cur)
+
+    def _wait_time(self) -> float:
+        if self.mode == POLLING:
+            return self._busy_poll
+        if self.mode == RELYING:
+            return min(self._check_interval, RELIANT_CHECK)
+        return self._check_interval
+
+    async def _try_sleep(self, cur: Any) -> None:
+        """Go to sleep if no writer that skipped NOTIFY is still in flight (see the module doc)."""
+        await cur.execute(TRY_SLEEP)
+        (outcome,) = await cur.fetchone()
+        if outcome == "busy":
+            self.mode = POLLING
+            return
+        self.mode = HOLDING if outcome == "held" else RELYING
+        await self._read(cur)  # what the writers that skipped NOTIFY committed before
+
+    async def _read(self, cur: Any) -> int:
+        """Hand the hub everything committed since the last read, page by page; how many events."""
         assert self._snapshot is not None
         async with asyncio.timeout(self._query_timeout):
             snap = await begin_read(cur)
+            if snap == self._snapshot and self._unfinished is None:
+                await end_read(cur)  # no transaction ended anywhere since the last read
+                return 0
+            delivered = 0
             if self._unfinished is not None:
                 upto, after = self._unfinished
-                await self._deliver(cur, self._snapshot, upto, after)
+                delivered += await self._deliver(cur, self._snapshot, upto, after)
                 self._snapshot = upto
             self._unfinished = (snap, 0)
-            await self._deliver(cur, self._snapshot, snap, 0)
+            delivered += await self._deliver(cur, self._snapshot, snap, 0)
             await end_read(cur)
         self._snapshot = snap
         self._unfinished = None
         self._hub.advance(snap)
+        return delivered
 
-    async def _deliver(self, cur: Any, prev: Snapshot, upto: Snapshot, after: int) -> None:
+    async def _deliver(self, cur: Any, prev: Snapshot, upto: Snapshot, after: int) -> int:
+        delivered = 0
         async for page in newly_visible(cur, prev, upto, after):
             self._hub.publish(page)
             self._unfinished = (upto, page[-1].id)
+            delivered += len(page)
+        return delivered
+
+
+async def _wait(notifies: asyncio.Queue[Any], seconds: float) -> bool:
+    """Wait up to ``seconds`` for a notification; whether one came."""
+    if not notifies.empty():
+        return True
+    try:
+        async with asyncio.timeout(seconds):
+            await notifies.get()
+    except TimeoutError:
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -95,6 +95,12 @@ class RunningGateway:
     async def sql(self, query: str, params: object = None) -> list[tuple[object, ...]]:
         return await run_sql(self.dsn, query, params)
 
+    async def listener_asleep(self, timeout: float = 5.0) -> None:
+        """Wait until the listener sleeps holding the wake lock (writers notify it)."""
+        async with asyncio.timeout(timeout):
+            while self.listener.mode != "holding":
+                await asyncio.sleep(0.01)
+
     async def caught_up(self, timeout: float = 5.0) -> None:
         """Wait until the listener has delivered every committed journal row."""
         (newest,) = (await self.sql("SELECT coalesce(max(id), 0) FROM gateway.journal"))[0]

@@ -1,15 +1,18 @@
-"""The listener against a real Postgres: a read that breaks off part-way is finished, not repeated."""
+"""The listener against a real Postgres: interrupted reads, and when writers notify."""
 
 from __future__ import annotations
 
 import asyncio
 
+import aiopg
+
 from gateway.db import apply_schema, create_pool
 from gateway.hub import Hub
 from gateway.journal import PAGE_ROWS, Event
-from gateway.listener import Listener
+from gateway.listener import WAKE_LOCK, Listener
 
-from .conftest import run_sql
+from .conftest import run_sql, start_gateway
+from .test_e2e_delivery import titles
 
 
 class DropsOnce(Hub):
@@ -50,3 +53,88 @@ async def test_read_broken_off_mid_page_is_finished_without_duplicates(database:
     # page 1: every row once, in order (re-reading from the old snapshot would repeat page 1).
     assert hub.ids == journal
     assert listener.reconnects == 1
+
+
+# The wake protocol (listener.py's theory of operation): writers notify only while a
+# listener sleeps, and no listener sleeps while a writer that skipped NOTIFY is in flight.
+# A long listener_check makes a missed wake-up show as a timeout, not as a slow pass.
+
+
+async def _writer_notifications(spy: aiopg.Connection) -> list[str]:
+    payloads = []
+    while not spy.notifies.empty():
+        payloads.append((await spy.notifies.get()).payload)
+    return [p for p in payloads if p != "wake"]
+
+
+async def test_writers_stop_notifying_while_changes_keep_coming(database: str) -> None:
+    async with start_gateway(database, listener_check=60.0) as gw, aiopg.connect(database) as spy:
+        client = await gw.subscribe("todos")
+        await gw.listener_asleep()
+        async with spy.cursor() as cur:
+            await cur.execute("LISTEN gateway_journal")
+
+        async def write(n: int, tag: str) -> None:
+            async with aiopg.connect(database) as conn, conn.cursor() as cur:
+                for i in range(n):
+                    await cur.execute("INSERT INTO todos (title) VALUES (%s)", (f"{tag}{i}",))
+
+        await asyncio.gather(*(write(100, f"w{k}-") for k in range(4)))
+        events = await client.take(400, timeout=10)
+        await asyncio.sleep(0.1)
+        writer_notifications = await _writer_notifications(spy)
+        assert sorted(titles(events)) == sorted(f"w{k}-{i}" for k in range(4) for i in range(100))
+        # The first commit woke the listener; from then on it polled and writers stayed quiet.
+        assert 1 <= len(writer_notifications) <= 20, writer_notifications
+        await client.close()
+
+
+async def test_listener_does_not_sleep_while_a_quiet_writer_is_in_flight(database: str) -> None:
+    async with start_gateway(database, listener_check=60.0, busy_poll_interval=0.1) as gw:
+        client = await gw.subscribe("todos")
+        await gw.listener_asleep()
+        async with aiopg.connect(database) as spy, spy.cursor() as spy_cur:
+            await spy_cur.execute("LISTEN gateway_journal")
+            await gw.sql("INSERT INTO todos (title) VALUES ('wakes it')")
+            assert titles([await client.next()]) == ["wakes it"]
+            assert gw.listener.mode == "polling"
+            async with aiopg.connect(database) as conn, conn.cursor() as cur:
+                await cur.execute("BEGIN")
+                await cur.execute("INSERT INTO todos (title) VALUES ('late')")  # skips NOTIFY: nobody sleeps
+                await asyncio.sleep(2.5)  # well past the listener's settle time (10 polls)
+                assert gw.listener.mode == "polling"  # it could not take the wake lock
+                await cur.execute("COMMIT")
+            assert titles([await client.next(timeout=3)]) == ["late"]
+            await asyncio.sleep(0.1)
+            assert len(await _writer_notifications(spy)) == 1  # 'wakes it' only
+        await gw.listener_asleep()
+        await client.close()
+
+
+async def test_listener_sleeping_on_another_gateways_lock_is_woken(database: str) -> None:
+    async with start_gateway(database, listener_check=60.0) as one, start_gateway(database, listener_check=60.0) as two:
+        a, b = await one.subscribe("todos"), await two.subscribe("todos")
+        async with asyncio.timeout(5):
+            while {one.listener.mode, two.listener.mode} != {"holding", "relying"}:
+                await asyncio.sleep(0.01)
+        for round_ in range(3):
+            await run_sql(database, f"INSERT INTO todos (title) VALUES ('r{round_}')")
+            for client in (a, b):
+                assert titles([await client.next(timeout=3)]) == [f"r{round_}"]
+            await asyncio.sleep(0.5)  # both go back to sleep in between
+        # The holder's connection dies without a word: the other finds the lock free
+        # within RELIANT_CHECK and takes over, so writers go on waking someone.
+        holder = one if one.listener.mode == "holding" else two
+        await run_sql(
+            database,
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND objid = %s AND mode = 'ExclusiveLock'",
+            (WAKE_LOCK,),
+        )
+        await asyncio.sleep(0.05)
+        await run_sql(database, "INSERT INTO todos (title) VALUES ('after the holder died')")
+        for client in (a, b):
+            assert titles([await client.next(timeout=5)]) == ["after the holder died"]
+        assert holder.listener.reconnects == 1
+        await a.close()
+        await b.close()
