@@ -1,30 +1,40 @@
 """How much write throughput does the change-capture trigger cost?
 
 Why this exists: every INSERT/UPDATE/DELETE on a watched table also writes a
-journal row and, unless the session sets ``gateway.notify = off``, sends a NOTIFY
-in the writer's own transaction (see triggers.sql). That cost is paid by the
+journal row and, when a gateway's listener is asleep, sends a NOTIFY in the
+writer's own transaction (see triggers.sql and gateway/listener.py: a listener
+that is busy polls instead, so writers skip NOTIFY, which would serialise their
+commits). That cost is paid by the
 application, not by the gateway, so it is the number a user needs before running
 ``gateway.watch()`` on a busy table. The target is that the trigger costs at most
 30% of the untriggered rate: triggered tps >= 0.7 x untriggered tps for single-row
 INSERT transactions.
 
 What it does: applies schema.sql and triggers.sql (repo root) to a scratch
-database, then runs pgbench with a custom script against ``public.todos`` in
-three variants, alternating them within every round so drift on a shared machine
-hits all alike:
+database, starts the real gateway on it (``python -m gateway serve``, default
+settings, no subscribers; ``--no-gateway`` leaves it out) so the writers meet a
+live listener as they would in production, then runs pgbench with a custom
+script against ``public.todos`` in four variants, alternating them within every
+round so drift on a shared machine hits all alike:
 
 * untriggered: no capture trigger (``gateway.unwatch('public.todos')``);
-* triggered: the capture trigger (``gateway.watch('public.todos')``), NOTIFY on
-  (the default);
-* triggered, notify off: the same trigger, with pgbench's sessions started with
-  ``PGOPTIONS='-c gateway.notify=off'``, so rows are journaled but no NOTIFY is
-  sent (NOTIFY serialises the commits of notifying transactions).
+* triggered: the capture trigger (``gateway.watch('public.todos')``) with the
+  default ``gateway.notify``: a writer notifies only while a listener sleeps;
+* triggered, notify always: the same trigger, with pgbench's sessions started
+  with ``PGOPTIONS='-c gateway.notify=always'``: every transaction notifies (what
+  a NOTIFY-per-commit design costs);
+* triggered, notify off: ``-c gateway.notify=off``: rows are journaled, no
+  NOTIFY is ever sent.
+
+The gateway runs through every variant (its CPU competes with all of them alike)
+and counts as part of this benchmark, not as interference.
 
 Before every run the tables are truncated and vacuumed (including
 gateway.journal) and a CHECKPOINT is taken, so table size and checkpoint timing
 favour no variant. After every run it checks one journal row per inserted row
-(none when untriggered); the warm-up runs also check, with a LISTEN connection,
-that the triggered variants do and do not send notifications as they claim. It
+(none when untriggered); the warm-up runs also count, with a LISTEN connection,
+the writers' notifications (the listener's own "wake" ones aside): one per
+transaction with notify always, none with notify off or untriggered. It
 reports medians, the ratio of medians to untriggered, and the median of the
 per-round paired ratios.
 
@@ -43,7 +53,7 @@ Run from the repo root after ``pip install -e '.[test]'``::
 
     python bench/trigger_cost.py
     python bench/trigger_cost.py --rounds 7 --seconds 10 --clients 8
-    python bench/trigger_cost.py --variants untriggered,notify-off --bulk-rounds 0
+    python bench/trigger_cost.py --variants untriggered,triggered --bulk-rounds 0
 """
 
 from __future__ import annotations
@@ -71,6 +81,10 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fanout  # bench/fanout.py: no side effects on import; its ServerProcess runs the gateway
+
 ROOT = Path(__file__).resolve().parent.parent
 SQL_FILES = ("schema.sql", "triggers.sql")
 TARGET_RATIO = 0.7
@@ -95,15 +109,23 @@ class Variant:
     key: str  # the name --variants takes
     label: str
     triggered: bool
-    notifies: bool  # whether each writing transaction should send a NOTIFY
+    notifies: str  # which writing transactions send a NOTIFY: NEVER, ALWAYS or WHEN_ASLEEP
     options: tuple[str, ...] = ()  # extra PGOPTIONS for pgbench's sessions
 
 
-UNTRIGGERED = Variant("untriggered", "untriggered", triggered=False, notifies=False)
+NEVER, ALWAYS, WHEN_ASLEEP = "never", "always", "when a listener sleeps"
+UNTRIGGERED = Variant("untriggered", "untriggered", triggered=False, notifies=NEVER)
 VARIANTS = (
     UNTRIGGERED,
-    Variant("triggered", "triggered", triggered=True, notifies=True),
-    Variant("notify-off", "triggered, notify off", triggered=True, notifies=False, options=("-c gateway.notify=off",)),
+    Variant("triggered", "triggered", triggered=True, notifies=WHEN_ASLEEP),
+    Variant(
+        "notify-always",
+        "triggered, notify always",
+        triggered=True,
+        notifies=ALWAYS,
+        options=("-c gateway.notify=always",),
+    ),
+    Variant("notify-off", "triggered, notify off", triggered=True, notifies=NEVER, options=("-c gateway.notify=off",)),
 )
 LABEL_WIDTH = max(len(v.label) for v in VARIANTS)
 
@@ -328,7 +350,7 @@ class Database:
 
 
 class Listener:
-    """A LISTEN connection on the gateway's channel, to check that a variant does or does not notify.
+    """A LISTEN connection on the gateway's channel, to count the writers' notifications.
 
     Used only around the warm-up runs: a listening backend reads the notification
     queue, which would add cost to the measured runs.
@@ -349,17 +371,22 @@ class Listener:
         while select.select([self.conn], [], [], quiet)[0]:
             self.conn.poll()
         self.conn.poll()
-        count = sum(1 for n in self.conn.notifies if n.channel == self.CHANNEL)
+        # The gateway's listener says "wake" to other listeners when it stops sleeping; not a writer's.
+        count = sum(1 for n in self.conn.notifies if n.channel == self.CHANNEL and n.payload != "wake")
         self.conn.notifies.clear()
         return count
 
     def check(self, variant: Variant, run: Run) -> int:
-        """Fail unless the run sent notifications exactly when the variant says it should."""
+        """Fail unless the writers sent as many notifications as the variant says they should."""
         received = self.drain()
-        if variant.notifies and received == 0:
-            raise SystemExit(f"sanity check failed ({variant.label}): no notification for {run.transactions} tx")
-        if not variant.notifies and received:
-            raise SystemExit(f"sanity check failed ({variant.label}): {received} notifications, expected none")
+        expected = {NEVER: 0, ALWAYS: run.transactions}.get(variant.notifies)
+        if expected is not None and received != expected:
+            raise SystemExit(
+                f"sanity check failed ({variant.label}): {received} notifications for {run.transactions} tx,"
+                f" expected {expected}"
+            )
+        if received > run.transactions:
+            raise SystemExit(f"sanity check failed ({variant.label}): {received} notifications, more than tx")
         return received
 
     def close(self) -> None:
@@ -688,8 +715,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(
             "Measure what the change-capture trigger costs writers: pgbench INSERT throughput on public.todos "
-            "without the capture trigger (gateway.unwatch), with it (gateway.watch), and with it but "
-            "gateway.notify=off in pgbench's sessions, alternating within every round. "
+            "without the capture trigger (gateway.unwatch), with it (gateway.watch), and with it and "
+            "gateway.notify=always or off in pgbench's sessions, alternating within every round, a gateway "
+            "listening throughout. "
             "Workloads: single-row INSERT transactions (target: triggered tps >= 0.7 x untriggered) and "
             "1000-row INSERT ... SELECT transactions (the statement-level trigger's per-row cost). "
             "Uses DATABASE_URL (scratch database created and dropped) or, if unset, a private embedded Postgres."
@@ -719,6 +747,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="seconds of discarded warm-up per variant; these runs also check, with a LISTEN connection, that each"
         " variant sends notifications or not as it claims; 0 skips both (default 1)",
+    )
+    parser.add_argument(
+        "--no-gateway",
+        action="store_true",
+        help="do not run a gateway: nobody listens, so the default variant never notifies",
     )
     parser.add_argument(
         "--protocol",
@@ -763,8 +796,12 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="trigger-cost-") as script_dir,
     ):
         db = Database(dsn)
+        gateway = None
         try:
             db.apply_schema()
+            if not args.no_gateway:
+                gateway = fanout.ServerProcess("gateway", dsn, Path(script_dir), subscribers=0)
+                gateway.wait_listening()
             bench = Pgbench(pgbench_binary, dsn, args.clients, args.jobs, args.protocol, args.synchronous_commit)
             settings = db.settings()
             sync_commit = args.synchronous_commit or settings.get("synchronous_commit", "?")
@@ -776,11 +813,14 @@ def main(argv: list[str] | None = None) -> int:
                 f" synchronous_commit={sync_commit} wal_level={settings.get('wal_level')}"
                 f" shared_buffers={settings.get('shared_buffers')} max_wal_size={settings.get('max_wal_size')}",
                 f"pgbench:  {bench.version()}",
+                "gateway:  "
+                + ("none (--no-gateway)" if gateway is None else "python -m gateway serve, defaults, no subscribers"),
                 f"command:  python {shlex.join(sys.argv)}",
                 f"pgbench:  {example}",
                 *(
                     (
                         f"variant:  {v.label:<{LABEL_WIDTH}}  trigger {'on' if v.triggered else 'off':<3}"
+                        + (f"  notify {v.notifies}" if v.triggered else "")
                         + (f"  PGOPTIONS={shlex.quote(' '.join(bench.options(v)))}" if bench.options(v) else "")
                     ).rstrip()
                     for v in args.variants
@@ -798,6 +838,8 @@ def main(argv: list[str] | None = None) -> int:
                 for w, n, s in workloads
             ]
         finally:
+            if gateway is not None:
+                gateway.stop()
             db.close()
     print(report(results, header))
     print(f"total time {time.monotonic() - started:.0f}s")
