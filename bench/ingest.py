@@ -646,7 +646,7 @@ def listener_read_cost(dsn: str, repeat: int = 10) -> None:
     here for one new row, the single-row shape's typical wake-up, after ANALYZE (so
     the plans are not artefacts of stale statistics).
     """
-    from gateway.journal import BEGIN_READ, CLOSE_NEWLY_VISIBLE, END_READ, NEWLY_VISIBLE, OPEN_NEWLY_VISIBLE
+    from gateway.journal import BEGIN_READ, END_READ, NEWLY_VISIBLE, OPEN_NEWLY_VISIBLE
 
     baseline_sql = (
         'SELECT id, topic, table_name, op, pk, "row", old FROM gateway.journal WHERE id > %(after)s ORDER BY id'
@@ -667,7 +667,6 @@ def listener_read_cost(dsn: str, repeat: int = 10) -> None:
             (upto,) = cur.fetchone()
             cur.execute(OPEN_NEWLY_VISIBLE, {"prev": prev, "upto": upto, "after": 0})
             cur.fetchall()
-            cur.execute(CLOSE_NEWLY_VISIBLE)
             cur.execute(END_READ)
 
         def baseline_read() -> None:

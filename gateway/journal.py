@@ -52,11 +52,13 @@ SELECT {_COLUMNS}
    AND id > %(after)s
  ORDER BY id"""
 
-OPEN_NEWLY_VISIBLE = f"DECLARE newly_visible NO SCROLL CURSOR FOR {NEWLY_VISIBLE}; FETCH {PAGE_ROWS} FROM newly_visible"
+# CLOSE ALL: a read may open the cursor twice (to finish a slice a broken read left);
+# otherwise the read's COMMIT closes it, one round trip fewer per read.
+OPEN_NEWLY_VISIBLE = (
+    f"CLOSE ALL; DECLARE newly_visible NO SCROLL CURSOR FOR {NEWLY_VISIBLE}; FETCH {PAGE_ROWS} FROM newly_visible"
+)
 
 FETCH_NEWLY_VISIBLE = f"FETCH {PAGE_ROWS} FROM newly_visible"
-
-CLOSE_NEWLY_VISIBLE = "CLOSE newly_visible"
 
 END_READ = "COMMIT"
 
@@ -186,7 +188,6 @@ async def newly_visible(cur: Any, prev: Snapshot, upto: Snapshot, after: int = 0
         if len(rows) < PAGE_ROWS:
             break
         await cur.execute(FETCH_NEWLY_VISIBLE)
-    await cur.execute(CLOSE_NEWLY_VISIBLE)
 
 
 async def end_read(cur: Any) -> None:

@@ -103,6 +103,12 @@ async def metrics(request: web.Request) -> web.Response:
         ),
         ("gateway_listener_connected", "gauge", "1 while the LISTEN connection is up.", int(listener.connected)),
         ("gateway_listener_reconnects_total", "counter", "Times the LISTEN connection was lost.", listener.reconnects),
+        (
+            "gateway_listener_polling",
+            "gauge",
+            "1 while the listener polls the journal (writers skip NOTIFY), 0 while it sleeps.",
+            int(listener.mode == "polling"),
+        ),
         ("gateway_journal_position", "gauge", "Highest journal id the listener delivered.", stats.position),
         (
             "gateway_journal_lag_events",

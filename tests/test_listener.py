@@ -138,3 +138,21 @@ async def test_listener_sleeping_on_another_gateways_lock_is_woken(database: str
         assert holder.listener.reconnects == 1
         await a.close()
         await b.close()
+
+
+async def test_notify_always_and_off_override_the_wake_lock(database: str) -> None:
+    async with start_gateway(database, listener_check=60.0, poll_interval=0.2) as gw, aiopg.connect(database) as spy:
+        client = await gw.subscribe("todos")
+        async with spy.cursor() as cur:
+            await cur.execute("LISTEN gateway_journal")
+        for mode, expected in (("always", 5), ("off", 0)):
+            await gw.listener_asleep()
+            await _writer_notifications(spy)
+            async with aiopg.connect(database) as conn, conn.cursor() as cur:
+                await cur.execute(f"SET gateway.notify = {mode}")
+                for i in range(5):  # always: each notifies though the listener polls after the first
+                    await cur.execute("INSERT INTO todos (title) VALUES (%s)", (f"{mode}{i}",))
+            assert titles(await client.take(5, timeout=5)) == [f"{mode}{i}" for i in range(5)]
+            await asyncio.sleep(0.1)
+            assert len(await _writer_notifications(spy)) == expected
+        await client.close()
