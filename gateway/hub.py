@@ -174,12 +174,18 @@ class Subscriber:
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(self.closed_reason)
 
-    async def wait_closed(self) -> str:
-        """Wait until the hub (or the handler) closes this subscriber; return why."""
-        if self.closed_reason is not None:
-            return self.closed_reason
-        self._closed = asyncio.get_running_loop().create_future()
-        return await self._closed
+    def wait_closed(self) -> asyncio.Future[str]:
+        """A future of why the hub (or the handler) closed this subscriber.
+
+        A plain function handing out the future rather than a coroutine awaiting it:
+        an idle stream waits here for hours, and a coroutine would keep a frame alive
+        all that time.
+        """
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+            if self.closed_reason is not None:
+                self._closed.set_result(self.closed_reason)
+        return self._closed
 
     def _overflow(self) -> bool:
         self.overflowed = True
