@@ -72,7 +72,7 @@ class Subscriber:
         "topics",
     )
 
-    def __init__(self, topics: frozenset[str], bound: int, start_position: int, held: bool) -> None:
+    def __init__(self, topics: tuple[str, ...], bound: int, start_position: int, held: bool) -> None:
         self.topics = topics
         self.start_position = start_position
         self._single = len(topics) == 1
@@ -211,7 +211,9 @@ class Hub:
 
     def subscribe(self, topics: Iterable[str], resuming: bool) -> Subscriber:
         """Register a subscriber; from now on it receives every event on ``topics``."""
-        sub = Subscriber(frozenset(topics), self._buffer_bound, self.position, held=resuming)
+        # A tuple, not a frozenset: a stream names few topics (a linear scan is as fast),
+        # and a one-topic frozenset costs 216 bytes per stream, a tuple 48.
+        sub = Subscriber(tuple(dict.fromkeys(topics)), self._buffer_bound, self.position, held=resuming)
         self._subscribers.add(sub)
         for topic in sub.topics:
             self._by_topic.setdefault(topic, set()).add(sub)
