@@ -103,7 +103,8 @@ async def _end_streams(app: web.Application) -> None:
 def create_app(settings: Settings, dsn: str) -> web.Application:
     """The gateway as an aiohttp app; raises ConfigError for an unusable auth key."""
     app = web.Application(
-        middlewares=[json_errors(guards=(start_timer, preflight, authenticate))], client_max_size=settings.max_body
+        middlewares=[json_errors(guards=(start_timer, preflight, authenticate), streams=(stream.events,))],
+        client_max_size=settings.max_body,
     )
     app[METRICS] = Metrics()
     app[AUTHENTICATOR] = Authenticator(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)

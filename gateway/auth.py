@@ -147,7 +147,9 @@ GRANT_KEY: web.RequestKey[Grant] = web.RequestKey("grant", Grant)
 def authenticate(request: web.Request) -> None:
     """Guard: attach the request's Grant (or refuse it) before /events and /api handlers run."""
     if request.method != "OPTIONS" and request.path.startswith(_PROTECTED_PREFIXES):
-        request[GRANT_KEY] = request.app[AUTHENTICATOR].grant(request)
+        grant = request.app[AUTHENTICATOR].grant(request)
+        if grant is not EVERYTHING:  # grant_of's default: no request state dict (it lives as long as a stream)
+            request[GRANT_KEY] = grant
 
 
 def grant_of(request: web.Request) -> Grant:

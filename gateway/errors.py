@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 import psycopg2
 from aiohttp import web
@@ -94,30 +94,52 @@ Guard = Callable[[web.Request], web.StreamResponse | None]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
-def json_errors(guards: Sequence[Guard] = ()) -> Middleware:
+def json_errors(guards: Sequence[Guard] = (), streams: Collection[Handler] = ()) -> Middleware:
     """The app's one middleware: run the guards, then the handler; every failure becomes JSON.
 
     Guards are plain functions rather than middlewares of their own because a
     middleware's frame stays alive for as long as its request: an SSE stream lives
-    for hours, and thousands of them each kept a frame per middleware.
+    for hours, and thousands of them each kept a frame per middleware. For the same
+    reason this middleware is a plain function too: it hands aiohttp the handler's
+    own coroutine for the handlers in ``streams`` (they answer their errors with
+    :func:`error_response_for` themselves), and wraps every other handler in a
+    coroutine that maps its errors.
     """
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
         try:
             for guard in guards:
                 early = guard(request)
                 if early is not None:
-                    return early
-            return await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise  # redirects are answers, not errors
-            return _http_error(request, exc)
+                    return _answer(early)
         except Exception as exc:
-            return _error(request, exc)
+            return _answer(error_response_for(request, exc))
+        if handler in streams:
+            return handler(request)
+        return _guarded(request, handler)
 
     return middleware
+
+
+async def _answer(response: web.StreamResponse) -> web.StreamResponse:
+    return response
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Exception as exc:
+        return error_response_for(request, exc)
+
+
+def error_response_for(request: web.Request, exc: Exception) -> web.Response:
+    """The JSON answer to ``exc``; an HTTPException below 400 (a redirect) is raised again."""
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc  # redirects are answers, not errors
+        return _http_error(request, exc)
+    return _error(request, exc)
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:

@@ -56,8 +56,13 @@ STARTED: web.RequestKey[float] = web.RequestKey("started", float)
 
 
 def start_timer(request: web.Request) -> None:
-    """Guard: note when the request arrived (observed when its response starts)."""
-    request[STARTED] = time.perf_counter()
+    """Guard: note when an API request arrived (observed when its response starts).
+
+    Streams are not timed (observe_response skips them): the first key stored on a
+    request creates its state dict, which would then live as long as the stream.
+    """
+    if request.path != "/events":
+        request[STARTED] = time.perf_counter()
 
 
 async def observe_response(request: web.Request, response: web.StreamResponse) -> None:

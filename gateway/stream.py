@@ -24,9 +24,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp_sse import EventSourceResponse
 
-from .auth import Grant, grant_of
-from .errors import ApiError
-from .hub import CLIENT_GONE, Sink, Subscriber
+from .auth import grant_of
+from .errors import ApiError, error_response_for
+from .hub import CLIENT_GONE, Subscriber
 from .journal import END_READ, PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
 from .limits import LIMITS
 from .metrics import METRICS, Metrics
@@ -69,17 +69,66 @@ def parse_cursor(request: web.Request) -> int | None:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    topics = parse_topics(request)
-    cursor = parse_cursor(request)
-    grant = grant_of(request)
-    for topic in topics:
-        grant.require_read(topic)
-    limits, client = request.app[LIMITS], request.remote or "unknown"
-    limits.admit(client)
+    """The whole life of one stream, in one coroutine frame.
+
+    A stream lives for hours, and every frame on its stack lives as long: so this
+    handler calls no helper coroutine that stays suspended, waits on the subscriber's
+    future itself, and is run by the app's middleware without a frame of its own
+    (``json_errors(streams=...)``); its errors before the first stream byte are
+    answered here as JSON.
+    """
     try:
-        return await _serve_stream(request, topics, cursor, grant)
+        topics = parse_topics(request)
+        cursor = parse_cursor(request)
+        grant = grant_of(request)
+        for topic in topics:
+            grant.require_read(topic)
+        limits, client = request.app[LIMITS], request.remote or "unknown"
+        limits.admit(client)
+    except Exception as exc:
+        return error_response_for(request, exc)
+    hub = request.app[HUB]
+    sub = hub.subscribe(topics, resuming=cursor is not None)
+    transport = request.transport
+    if transport is not None:
+        sub.abort = transport.abort
+    expiry = None
+    if grant.expires_at is not None:  # a stream lives no longer than its token
+        delay = max(0.0, grant.expires_at - time.time())
+        expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
+    response = HubFedResponse()
+    try:
+        try:
+            writer = await response.prepare(request)
+        except web.HTTPException as exc:  # a HEAD request: EventSourceResponse takes GET only
+            return error_response_for(request, exc)
+        # HTTP/1.1 streams are chunked; an HTTP/1.0 one (nginx's default upstream
+        # protocol) is not, whatever aiohttp-sse's response object says.
+        chunked = bool(getattr(writer, "chunked", True))
+        retry_ms = request.app[SETTINGS].retry_ms
+        if cursor is None:
+            await response.write(encode_preamble(retry_ms, sub.start_position))
+        else:
+            await response.write(encode_preamble(retry_ms, None))
+            if not await _replay(request, response, sub, cursor, topics):
+                return response
+        if transport is None or transport.is_closing():
+            return response
+        # From here on the hub writes this stream's events itself (see DirectSink).
+        del topics, grant  # nothing below needs them, and this frame lives as long as the stream
+        hub.attach(sub, DirectSink(transport, chunked))
+        reason = await sub.wait_closed()
+        if not sub.overflowed and reason != CLIENT_GONE:
+            await _goodbye(response, reason)
+    except (ConnectionResetError, ConnectionError):
+        pass
     finally:
+        sub.close(CLIENT_GONE)
+        hub.unsubscribe(sub)
         limits.release(client)
+        if expiry is not None:
+            expiry.cancel()
+    return response
 
 
 class HubFedResponse(EventSourceResponse):
@@ -96,68 +145,35 @@ class HubFedResponse(EventSourceResponse):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
         self._ping_task = None  # finished at once (see _ping); do not keep a Task per stream
+        # The headers are serialized (the writer holds their bytes until the first
+        # write); the multidict would otherwise stay for the stream's whole life.
+        self.headers.clear()
         return writer
 
 
-def direct_sink(transport: asyncio.Transport, chunked: bool) -> Sink:
-    """A function that writes SSE bytes straight to ``transport``, framed as HTTP chunks.
+class DirectSink:
+    """Writes SSE bytes straight to ``transport``, framed as HTTP chunks when ``chunked``.
 
     The hub calls it once per page for each live subscriber; no task wakes up and no
     coroutine runs per write. Returns the bytes the connection still had to send
     before this write (-1 once it is closing): the subscriber's bound is checked
-    against that backlog.
+    against that backlog. A slotted object rather than a closure: one lives as long
+    as its stream.
     """
 
-    def write(data: bytes) -> int:
+    __slots__ = ("chunked", "transport")
+
+    def __init__(self, transport: asyncio.Transport, chunked: bool) -> None:
+        self.transport = transport
+        self.chunked = chunked
+
+    def __call__(self, data: bytes) -> int:
+        transport = self.transport
         if transport.is_closing():
             return -1
         backlog = transport.get_write_buffer_size()
-        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data)
         return backlog
-
-    return write
-
-
-async def _serve_stream(
-    request: web.Request, topics: list[str], cursor: int | None, grant: Grant
-) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    hub = request.app[HUB]
-    transport = request.transport
-    response = HubFedResponse()
-    sub = hub.subscribe(topics, resuming=cursor is not None)
-    if transport is not None:
-        sub.abort = transport.abort
-    expiry = None
-    if grant.expires_at is not None:  # a stream lives no longer than its token
-        delay = max(0.0, grant.expires_at - time.time())
-        expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
-    try:
-        writer = await response.prepare(request)
-        # HTTP/1.1 streams are chunked; an HTTP/1.0 one (nginx's default upstream
-        # protocol) is not, whatever aiohttp-sse's response object says.
-        chunked = bool(getattr(writer, "chunked", True))
-        if cursor is None:
-            await response.write(encode_preamble(settings.retry_ms, sub.start_position))
-        else:
-            await response.write(encode_preamble(settings.retry_ms, None))
-            if not await _replay(request, response, sub, cursor, topics):
-                return response
-        if transport is None or transport.is_closing():
-            return response
-        # From here on the hub writes this stream's events itself (see direct_sink).
-        hub.attach(sub, direct_sink(transport, chunked))
-        reason = await sub.wait_closed()
-        if not sub.overflowed and reason != CLIENT_GONE:
-            await _goodbye(response, reason)
-    except (ConnectionResetError, ConnectionError):
-        pass
-    finally:
-        sub.close(CLIENT_GONE)
-        hub.unsubscribe(sub)
-        if expiry is not None:
-            expiry.cancel()
-    return response
 
 
 async def _goodbye(response: EventSourceResponse, reason: str) -> None:
