@@ -27,7 +27,6 @@ gap and no duplicate.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -59,7 +58,6 @@ class Subscriber:
     __slots__ = (
         "_bound",
         "_chunks",
-        "_closed",
         "_held",
         "_single",
         "_sink",
@@ -67,6 +65,7 @@ class Subscriber:
         "_skip",
         "abort",
         "closed_reason",
+        "on_close",
         "overflowed",
         "start_position",
         "topics",
@@ -80,12 +79,13 @@ class Subscriber:
         self._chunks: list[bytes] = []
         self._size = 0
         self._sink: Sink | None = None
-        self._closed: asyncio.Future[str] | None = None
         self._held: list[tuple[Event, bytes]] | None = [] if held else None
         self._skip: Snapshot | None = None
         self.closed_reason: str | None = None
         self.overflowed = False
         self.abort: Callable[[], None] | None = None
+        # Told why, once, when the subscription ends (the live stream's connection).
+        self.on_close: Callable[[str], None] | None = None
 
     @property
     def buffered_bytes(self) -> int:
@@ -165,27 +165,15 @@ class Subscriber:
             self._skip = None
 
     def close(self, reason: str) -> None:
-        """End the subscription; the stream handler learns why from wait_closed()."""
-        if self.closed_reason is None:
-            self.closed_reason = reason
-            self._chunks.clear()
-            self._held = None
-            self._size = 0
-        if self._closed is not None and not self._closed.done():
-            self._closed.set_result(self.closed_reason)
-
-    def wait_closed(self) -> asyncio.Future[str]:
-        """A future of why the hub (or the handler) closed this subscriber.
-
-        A plain function handing out the future rather than a coroutine awaiting it:
-        an idle stream waits here for hours, and a coroutine would keep a frame alive
-        all that time.
-        """
-        if self._closed is None:
-            self._closed = asyncio.get_running_loop().create_future()
-            if self.closed_reason is not None:
-                self._closed.set_result(self.closed_reason)
-        return self._closed
+        """End the subscription; ``on_close`` learns why (the first reason only)."""
+        if self.closed_reason is not None:
+            return
+        self.closed_reason = reason
+        self._chunks.clear()
+        self._held = None
+        self._size = 0
+        if self.on_close is not None:
+            self.on_close(reason)
 
     def _overflow(self) -> bool:
         self.overflowed = True

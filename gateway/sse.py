@@ -43,3 +43,8 @@ def encode_preamble(retry_ms: int, cursor: int | None) -> bytes:
 def encode_comment(text: str) -> bytes:
     """A comment line: ignored by EventSource, visible in curl -N."""
     return "".join(f": {line}\n" for line in text.splitlines()).encode() + b"\n"
+
+
+def encode_goodbye(reason: str) -> bytes:
+    """The last bytes of a stream the server ends: why, and what the client should do."""
+    return encode_comment(f"closing: {reason}; reconnect with Last-Event-ID to resume")

@@ -2,10 +2,11 @@
 
 Order of a connection: validate (400s are JSON, before any stream byte), subscribe
 to the hub, then either send a cursor (fresh client) or replay the journal from
-the client's cursor while live events wait, then stream live events until the
-client leaves, the hub closes the subscriber, or the server stops.
+the client's cursor while live events wait, then hand the live stream over
+(gateway.live): the hub writes to it until the client leaves, the hub closes the
+subscriber, or the server stops.
 
-aiohttp-sse's ``EventSourceResponse`` provides the headers, the keep-alive ping and
+aiohttp-sse's ``EventSourceResponse`` provides the headers, the GET-only check and
 the TCP user timeout; events are written as bytes the hub encoded once for all
 subscribers rather than through its per-client ``send()`` formatting.
 """
@@ -13,6 +14,7 @@ subscribers rather than through its per-client ``send()`` formatting.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -26,11 +28,12 @@ from aiohttp_sse import EventSourceResponse
 
 from .auth import grant_of
 from .errors import ApiError, error_response_for
-from .hub import CLIENT_GONE, Subscriber
+from .hub import CLIENT_GONE, Hub, Subscriber
 from .journal import END_READ, PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
-from .limits import LIMITS
+from .limits import LIMITS, StreamLimits
+from .live import hand_over
 from .metrics import METRICS, Metrics
-from .sse import encode_comment, encode_event, encode_message, encode_preamble
+from .sse import encode_event, encode_goodbye, encode_message, encode_preamble
 from .state import HUB, POOL, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -69,13 +72,12 @@ def parse_cursor(request: web.Request) -> int | None:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """The whole life of one stream, in one coroutine frame.
+    """Open a stream: validate, subscribe, write the preamble and any replay, hand over.
 
-    A stream lives for hours, and every frame on its stack lives as long: so this
-    handler calls no helper coroutine that stays suspended, waits on the subscriber's
-    future itself, and is run by the app's middleware without a frame of its own
-    (``json_errors(streams=...)``); its errors before the first stream byte are
-    answered here as JSON.
+    Errors before the first stream byte are answered here as JSON (the app's
+    middleware runs this handler without a frame of its own). Once the stream is
+    live it is handed over (gateway.live): the handler returns and the hub writes
+    to the connection; the stream ends when the client leaves or the hub closes it.
     """
     try:
         topics = parse_topics(request)
@@ -96,6 +98,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     if grant.expires_at is not None:  # a stream lives no longer than its token
         delay = max(0.0, grant.expires_at - time.time())
         expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
+    done = functools.partial(_stream_ended, hub, sub, limits, client, expiry)
     response = HubFedResponse()
     try:
         try:
@@ -114,21 +117,29 @@ async def events(request: web.Request) -> web.StreamResponse:
                 return response
         if transport is None or transport.is_closing():
             return response
-        # From here on the hub writes this stream's events itself (see DirectSink).
-        del topics, grant  # nothing below needs them, and this frame lives as long as the stream
-        hub.attach(sub, DirectSink(transport, chunked))
-        reason = await sub.wait_closed()
-        if not sub.overflowed and reason != CLIENT_GONE:
-            await _goodbye(response, reason)
+        if sub.closed_reason is not None:  # closed during the replay (server shutting down)
+            if not sub.overflowed:
+                await _goodbye(response, sub.closed_reason)
+            return response
+        response.detach()
+        hand_over(request, response, hub, sub, chunked, done)
+        done = None  # the live stream calls it
     except (ConnectionResetError, ConnectionError):
         pass
     finally:
-        sub.close(CLIENT_GONE)
-        hub.unsubscribe(sub)
-        limits.release(client)
-        if expiry is not None:
-            expiry.cancel()
+        if done is not None:
+            done()
     return response
+
+
+def _stream_ended(
+    hub: Hub, sub: Subscriber, limits: StreamLimits, client: str, expiry: asyncio.TimerHandle | None
+) -> None:
+    sub.close(CLIENT_GONE)
+    hub.unsubscribe(sub)
+    limits.release(client)
+    if expiry is not None:
+        expiry.cancel()
 
 
 class HubFedResponse(EventSourceResponse):
@@ -139,48 +150,31 @@ class HubFedResponse(EventSourceResponse):
     does, so the hub sends the heartbeat and this response does not ping.
     """
 
+    _detached = False
+
     async def _ping(self) -> None:
         return
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
         self._ping_task = None  # finished at once (see _ping); do not keep a Task per stream
-        # The headers are serialized (the writer holds their bytes until the first
-        # write); the multidict would otherwise stay for the stream's whole life.
-        self.headers.clear()
         return writer
 
+    def detach(self) -> None:
+        """The stream goes on without this response: its end writes nothing, closes nothing."""
+        self._detached = True
+        self.force_close()  # aiohttp keeps no keep-alive state for the connection
 
-class DirectSink:
-    """Writes SSE bytes straight to ``transport``, framed as HTTP chunks when ``chunked``.
-
-    The hub calls it once per page for each live subscriber; no task wakes up and no
-    coroutine runs per write. Returns the bytes the connection still had to send
-    before this write (-1 once it is closing): the subscriber's bound is checked
-    against that backlog. A slotted object rather than a closure: one lives as long
-    as its stream.
-    """
-
-    __slots__ = ("chunked", "transport")
-
-    def __init__(self, transport: asyncio.Transport, chunked: bool) -> None:
-        self.transport = transport
-        self.chunked = chunked
-
-    def __call__(self, data: bytes) -> int:
-        transport = self.transport
-        if transport.is_closing():
-            return -1
-        backlog = transport.get_write_buffer_size()
-        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data)
-        return backlog
+    async def write_eof(self, data: bytes = b"") -> None:
+        if not self._detached:
+            await super().write_eof(data)
 
 
 async def _goodbye(response: EventSourceResponse, reason: str) -> None:
     """Best effort: say why the stream ends; a client that does not read gets nothing."""
     try:
         async with asyncio.timeout(1.0):
-            await response.write(encode_comment(f"closing: {reason}; reconnect with Last-Event-ID to resume"))
+            await response.write(encode_goodbye(reason))
     except (TimeoutError, ConnectionError):
         pass
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 
 import aiohttp
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from gateway.live import LiveStream
 
 from .conftest import RunningGateway, start_gateway
 from .sse_client import SSEClient
@@ -222,3 +227,21 @@ async def test_http10_stream_is_not_chunk_framed(gateway: RunningGateway) -> Non
     event = body.split(b"\n\n")[1]
     assert event.startswith(b"id: ") and b"\r\n" not in body
     writer.close()
+
+
+async def test_live_stream_is_handed_over_and_aiohttp_keeps_nothing_of_it(gateway: RunningGateway) -> None:
+    """An idle stream costs a transport, a LiveStream and a Subscriber: no request, parser or task."""
+    clients = [await gateway.subscribe("todos") for _ in range(3)]
+    gc.collect()
+    assert gateway.runner.server is not None and gateway.runner.server.connections == []
+    assert [o for o in gc.get_objects() if isinstance(o, (RequestHandler, web.BaseRequest))] == []
+    assert sum(isinstance(o, LiveStream) for o in gc.get_objects()) == 3
+    await gateway.sql("INSERT INTO todos (title) VALUES ('still served')")
+    for client in clients:
+        assert (await client.next()).json["row"]["title"] == "still served"
+    await clients[0].close()
+    async with asyncio.timeout(5):
+        while gateway.hub.statistics().subscribers > 2:
+            await asyncio.sleep(0.02)
+    for client in clients[1:]:
+        await client.close()

@@ -7,8 +7,6 @@ write buffer size, or -1 once the connection is closing).
 
 from __future__ import annotations
 
-import asyncio
-
 from gateway.hub import CLIENT_GONE, SLOW_CONSUMER, Hub, Subscriber
 from gateway.journal import Event, Snapshot
 from gateway.sse import encode_event
@@ -244,7 +242,6 @@ async def test_slow_consumer_is_closed_aborted_removed_and_counted() -> None:
     assert slow.closed_reason == SLOW_CONSUMER
     assert slow.overflowed
     assert slow_abort.calls == 1
-    assert await asyncio.wait_for(slow.wait_closed(), 1) == SLOW_CONSUMER
     stats = hub.statistics()
     assert stats.slow_consumers_closed == 1
     assert stats.subscribers == 4
@@ -343,7 +340,6 @@ async def test_sink_reporting_a_closing_connection_closes_subscriber_as_client_g
     hub.publish([first])
 
     assert gone.closed_reason == CLIENT_GONE
-    assert await asyncio.wait_for(gone.wait_closed(), 1) == CLIENT_GONE
     assert not gone.overflowed
     stats = hub.statistics()
     assert stats.slow_consumers_closed == 0
@@ -556,26 +552,16 @@ async def test_fresh_subscriber_is_never_held_or_filtered() -> None:
 # Lifecycle
 
 
-async def test_wait_closed_returns_reason_of_close_before_waiting() -> None:
+def test_on_close_hears_the_first_reason_once() -> None:
     hub = Hub(BIG)
     sub = hub.subscribe(["chat"], resuming=False)
-
-    sub.close("bye")
-
-    assert await asyncio.wait_for(sub.wait_closed(), 1) == "bye"
-
-
-async def test_wait_closed_returns_reason_of_close_while_waiting() -> None:
-    hub = Hub(BIG)
-    sub = hub.subscribe(["chat"], resuming=False)
-    waiting = asyncio.ensure_future(sub.wait_closed())
-    await asyncio.sleep(0)
-    assert not waiting.done()
+    reasons: list[str] = []
+    sub.on_close = reasons.append
 
     sub.close("bye")
     sub.close("a second reason is ignored")
 
-    assert await asyncio.wait_for(waiting, 1) == "bye"
+    assert reasons == ["bye"]
     assert sub.closed_reason == "bye"
 
 
@@ -584,15 +570,14 @@ async def test_close_all_closes_every_subscriber_with_the_reason_and_empties_the
     first, first_sink, _ = live(hub, ["a"])
     held = hub.subscribe(["b"], resuming=True)
     third, third_sink, _ = live(hub, ["a", "c"])
-    waiting = asyncio.ensure_future(first.wait_closed())
-    await asyncio.sleep(0)
+    reasons: list[str] = []
+    first.on_close = reasons.append
 
     hub.close_all("server shutting down")
 
-    assert await asyncio.wait_for(waiting, 1) == "server shutting down"
+    assert reasons == ["server shutting down"]
     for sub in (first, held, third):
         assert sub.closed_reason == "server shutting down"
-        assert await asyncio.wait_for(sub.wait_closed(), 1) == "server shutting down"
         assert not sub.overflowed
     stats = hub.statistics()
     assert (stats.subscribers, stats.topics) == (0, 0)

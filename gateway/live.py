@@ -1,0 +1,121 @@
+"""A live SSE connection, after aiohttp has handed it over.
+
+Why: a stream idles for hours, and while its request handler runs aiohttp keeps,
+per connection, the parsed request, the parser, its message queue, two tasks and
+their frames, a keep-alive timer and the response: about 9 KiB, most of an idle
+stream's cost. Once the headers, the preamble and any replay are written, the
+hub writes the stream's events straight to its transport anyway, so nothing of
+aiohttp is needed any more. hand_over() gives the transport a small protocol of
+ours, lets the handler return without ending the response, and retires aiohttp's
+connection object as if the peer had gone; what is left per stream is the
+transport, a LiveStream and the hub's Subscriber.
+
+From then on a LiveStream ends its stream in one of two ways:
+
+* the client goes away (or the hub aborts a slow consumer): connection_lost()
+  unsubscribes and releases the stream's limits slot;
+* the hub closes the subscription (server shutdown, token expiry): it writes a
+  goodbye comment and the end of the chunked body, and closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .hub import CLIENT_GONE, SLOW_CONSUMER, Hub, Subscriber
+from .sse import encode_goodbye
+
+# A client that does not read its goodbye is cut off after this many seconds.
+GOODBYE_GRACE = 1.0
+
+
+class DirectSink:
+    """Writes SSE bytes straight to ``transport``, framed as HTTP chunks when ``chunked``.
+
+    The hub calls it once per page for each live subscriber; no task wakes up and no
+    coroutine runs per write. Returns the bytes the connection still had to send
+    before this write (-1 once it is closing): the subscriber's bound is checked
+    against that backlog. A slotted object rather than a closure: one lives as long
+    as its stream.
+    """
+
+    __slots__ = ("chunked", "transport")
+
+    def __init__(self, transport: asyncio.Transport, chunked: bool) -> None:
+        self.transport = transport
+        self.chunked = chunked
+
+    def __call__(self, data: bytes) -> int:
+        transport = self.transport
+        if transport.is_closing():
+            return -1
+        backlog = transport.get_write_buffer_size()
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data)
+        return backlog
+
+
+class LiveStream(asyncio.Protocol):
+    """The protocol of a handed-over stream's transport: its end, whoever ends it."""
+
+    __slots__ = ("_done", "_sink", "_sub")
+
+    def __init__(self, sink: DirectSink, sub: Subscriber, done: Callable[[], None]) -> None:
+        self._sink = sink
+        self._sub = sub
+        self._done: Callable[[], None] | None = done  # unsubscribe and release, once
+
+    def data_received(self, data: bytes) -> None:
+        """Ignored: an SSE client sends nothing after its request."""
+
+    def eof_received(self) -> bool:
+        return False  # the client closed its side: close ours, which ends the stream
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._sub.close(CLIENT_GONE)
+        done, self._done = self._done, None
+        if done is not None:
+            done()
+
+    def subscription_closed(self, reason: str) -> None:
+        """The hub (or a timer) ended the subscription: say why, then hang up."""
+        transport = self._sink.transport
+        if reason in (CLIENT_GONE, SLOW_CONSUMER) or transport.is_closing():
+            return  # the connection is already going (a slow consumer was aborted)
+        self._sink(encode_goodbye(reason))
+        if self._sink.chunked:
+            transport.write(b"0\r\n\r\n")  # the end of the chunked body
+        transport.close()
+        asyncio.get_running_loop().call_later(GOODBYE_GRACE, transport.abort)
+
+
+def hand_over(
+    request: web.Request,
+    response: web.StreamResponse,
+    hub: Hub,
+    sub: Subscriber,
+    chunked: bool,
+    done: Callable[[], None],
+) -> None:
+    """Make the stream of ``request`` a LiveStream fed by ``hub``; the handler returns next.
+
+    ``response`` must be prepared, with nothing to write at its end (see
+    HubFedResponse.detach). ``done`` runs once when the stream ends, however it ends.
+    """
+    transport = request.transport
+    aiohttp_protocol = request.protocol
+    start_task = request.task
+    assert transport is not None
+    sink = DirectSink(transport, chunked)  # type: ignore[arg-type]
+    live = LiveStream(sink, sub, done)
+    transport.set_protocol(live)
+    sub.abort = transport.abort
+    sub.on_close = live.subscription_closed
+    # aiohttp must neither write to nor close the connection from now on; when the
+    # request's task is over, its connection object is retired as if the peer had
+    # gone (which also takes it off the server's connection list).
+    aiohttp_protocol.transport = None
+    start_task.add_done_callback(lambda _: aiohttp_protocol.connection_lost(None))
+    hub.attach(sub, sink)
