@@ -417,6 +417,17 @@ def server_version(dsn: str) -> str:
         conn.close()
 
 
+def writers_dsn(kind: str, dsn: str) -> str:
+    """The DSN the writers use against server ``kind``.
+
+    The gateway's listener takes part in the wake protocol of triggers.sql: writers
+    notify only while it sleeps. The baseline, like any plain LISTEN client, needs a
+    NOTIFY on every commit, so its writers set gateway.notify = always (what a
+    NOTIFY-per-change design costs its writers).
+    """
+    return dsn if kind == "gateway" else psycopg2.extensions.make_dsn(dsn, options="-c gateway.notify=always")
+
+
 def write_at_rate(dsn: str, rate: float, seconds: float) -> tuple[int, float, float]:
     """Insert ``rate`` rows/s for ``seconds``; (rows, wall time of the first, worst lateness s)."""
     count = max(1, round(rate * seconds))
@@ -724,7 +735,7 @@ def one_run(
         client_cpu0 = client.call("reset")["cpu"]
         cpu0 = server.cpu()
         t_rate0 = time.monotonic()
-        rows, first_rate, late = write_at_rate(dsn, cfg.rate, cfg.seconds)
+        rows, first_rate, late = write_at_rate(writers_dsn(kind, dsn), cfg.rate, cfg.seconds)
         rate_stats = client.call("wait", rows, 0, cfg.drain_limit, cfg.quiet, limit_s=cfg.drain_limit + 60)
         cpu1 = server.cpu()
         t_rate1 = time.monotonic()
@@ -733,7 +744,7 @@ def one_run(
 
         profiler = Profiler(server.pid, profile_dir / f"{kind}-burst.txt") if profile_dir else None
         cpu_burst0 = server.cpu()
-        burst_first, burst_write_s = write_burst(dsn, cfg.burst)
+        burst_first, burst_write_s = write_burst(writers_dsn(kind, dsn), cfg.burst)
         stats = client.call("wait", rows, cfg.burst, cfg.drain_limit, cfg.quiet, limit_s=cfg.drain_limit + 60)
         cpu2 = server.cpu()
         if profiler is not None:
@@ -936,7 +947,7 @@ def run_idle(args: argparse.Namespace, dsn: str, client: ClientProcess, log_dir:
             profiler = Profiler(server.pid, profile) if profile is not None else None
             client_cpu0 = client.call("reset")["cpu"]
             user1, sys1 = server.cpu_split()
-            rows, _, _ = write_at_rate(dsn, 1, events)  # one event a second: each fans out alone
+            rows, _, _ = write_at_rate(writers_dsn(kind, dsn), 1, events)  # one event a second: each fans out alone
             stats = client.call("wait", rows, 0, args.drain_limit, args.quiet, limit_s=args.drain_limit + 60)
             user2, sys2 = server.cpu_split()
             if profiler is not None:

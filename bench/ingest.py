@@ -309,14 +309,23 @@ def pgbench_path() -> str | None:
 
 
 def write_single(
-    dsn: str, total: int, pgbench: str | None, async_commit: bool = False, writers: int = SINGLE_WRITERS
+    dsn: str,
+    total: int,
+    pgbench: str | None,
+    async_commit: bool = False,
+    writers: int = SINGLE_WRITERS,
+    notify_always: bool = False,
 ) -> Writes:
     """``total`` one-row INSERT transactions from ``writers`` connections.
 
     ``async_commit``: the writers' sessions set synchronous_commit = off (a commit does
     not wait for its WAL flush), so the transaction rate is not capped by the disk.
+    ``notify_always``: they set gateway.notify = always (for the baseline's LISTEN).
     """
-    options = "-c synchronous_commit=off" if async_commit else ""
+    flags = (["-c synchronous_commit=off"] if async_commit else []) + (
+        ["-c gateway.notify=always"] if notify_always else []
+    )
+    options = " ".join(flags)
     if pgbench is None:
         return _write_single_threads(dsn, total, writers, options)
     per_client = max(1, total // writers)
@@ -584,10 +593,11 @@ def one_shape(shape: str, cfg: Config, dsn: str, client: ClientProcess, server: 
     position, journal_rows = journal_position(dsn)
     client.call("reset", position)
     srv0, pg0, wr0, t0 = server.cpu(), postgres_cpu(cfg.pg_pid), writer_cpu(), time.time()
+    notify_always = server.kind != "gateway"  # see fanout.writers_dsn
     if shape == "bulk":
-        writes = write_bulk(dsn, cfg.bulk)
+        writes = write_bulk(fanout.writers_dsn(server.kind, dsn), cfg.bulk)
     else:
-        writes = write_single(dsn, cfg.single, cfg.pgbench, cfg.async_commit)
+        writes = write_single(dsn, cfg.single, cfg.pgbench, cfg.async_commit, notify_always=notify_always)
     wr1 = writer_cpu()
     stats = drain(client, server, writes.rows, cfg.limit, cfg.quiet)
     srv1, pg1 = server.cpu(), postgres_cpu(cfg.pg_pid)
