@@ -110,22 +110,29 @@ INSERT = "INSERT INTO public.todos (title) VALUES (%s)"
 _TITLE = re.compile(rb'"title": ?"([rb])([0-9.]+)"')
 
 
-class _Stream(asyncio.Protocol):
-    """One SSE connection: counts the events of each phase by their row title; never parses JSON."""
+def sse_request(host: str, port: int, path: str) -> bytes:
+    """A hand-written EventSource GET."""
+    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
 
-    __slots__ = ("b", "buf", "client", "closed", "head", "r", "ready", "request", "seen", "transport")
 
-    def __init__(self, client: _Client, request: bytes, ready: asyncio.Future[bool]) -> None:
-        self.client = client
+class RawSSEStream(asyncio.Protocol):
+    """One raw SSE connection: sends ``request``, skips the response head, and hands
+    complete lines of the body to ``lines()``; never parses HTTP further or any JSON.
+
+    ``ready`` resolves True once a 200 head arrived, False if the connection ended first.
+    Chunk-size lines of a chunked body pass through ``lines()`` too: the subclasses'
+    regexes ignore them.
+    """
+
+    __slots__ = ("buf", "closed", "head", "ready", "request", "transport")
+
+    def __init__(self, request: bytes, ready: asyncio.Future[bool]) -> None:
         self.request = request
         self.ready = ready
         self.transport: asyncio.Transport | None = None
         self.head = b""
         self.buf: bytes | None = None  # None until the response headers are complete
-        self.r = 0
-        self.b = 0
         self.closed = False
-        self.seen: list[bytes] | None = None  # titles received, kept by one probe stream only
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -152,6 +159,31 @@ class _Stream(asyncio.Protocol):
             self.buf = buf
             return
         self.buf = buf[cut:]
+        self.lines(buf, cut, now)
+
+    def lines(self, buf: bytes, cut: int, now: float) -> None:
+        """Complete lines arrived at ``now``: ``buf[:cut]``."""
+        raise NotImplementedError
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.ready.done():
+            self.ready.set_result(False)
+
+
+class _Stream(RawSSEStream):
+    """Counts the events of each phase by their row title."""
+
+    __slots__ = ("b", "client", "r", "seen")
+
+    def __init__(self, client: _Client, request: bytes, ready: asyncio.Future[bool]) -> None:
+        super().__init__(request, ready)
+        self.client = client
+        self.r = 0
+        self.b = 0
+        self.seen: list[bytes] | None = None  # titles received, kept by one probe stream only
+
+    def lines(self, buf: bytes, cut: int, now: float) -> None:
         found = _TITLE.findall(buf, 0, cut)
         if not found:
             return
@@ -173,11 +205,6 @@ class _Stream(asyncio.Protocol):
         if self.seen is not None:
             self.seen.extend(kind + stamp for kind, stamp in found)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.ready.done():
-            self.ready.set_result(False)
-
 
 class _Client:
     """Runs in the client process; each public coroutine is one command from the parent."""
@@ -192,7 +219,7 @@ class _Client:
 
     async def connect(self, host: str, port: int, path: str, count: int, concurrency: int) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        request = sse_request(host, port, path)
         gate = asyncio.Semaphore(concurrency)
 
         async def one() -> bool:

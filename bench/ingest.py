@@ -120,45 +120,18 @@ _EVENT_ID = re.compile(rb'data: \{"id": ?([0-9]+)')
 # ---------------------------------------------------------------------------------------
 
 
-class _Stream(asyncio.Protocol):
+class _Stream(fanout.RawSSEStream):
+    """Keeps every event's journal id."""
+
     def __init__(self, request: bytes, ready: asyncio.Future[bool]) -> None:
-        self.request = request
-        self.ready = ready
-        self.transport: asyncio.Transport | None = None
-        self.head = b""
-        self.buf: bytes | None = None  # None until the response headers are complete
+        super().__init__(request, ready)
         self.after = 0  # ids up to this one belong to an earlier shape
         self.ids = array.array("q")  # this shape's ids, in arrival order
         self.stale = 0  # events of an earlier shape that arrived during this one
         self.first = 0.0
         self.last = 0.0
-        self.closed = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        if self.buf is None:
-            data = self.head + data
-            end = data.find(b"\r\n\r\n")
-            if end < 0:
-                self.head = data
-                return
-            if not self.ready.done():
-                self.ready.set_result(data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")))
-            self.head = b""
-            self.buf = b""
-            data = data[end + 2 :]
-        # Only complete lines are scanned; the tail (from the last "\n") waits for more.
-        buf = self.buf + data
-        cut = buf.rfind(b"\n")
-        if cut <= 0:
-            self.buf = buf
-            return
-        self.buf = buf[cut:]
+    def lines(self, buf: bytes, cut: int, now: float) -> None:
         found = _EVENT_ID.findall(buf, 0, cut)
         if found:
             ids, after, before = self.ids, self.after, len(self.ids)
@@ -172,11 +145,6 @@ class _Stream(asyncio.Protocol):
                 self.first = self.first or now
                 self.last = now
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.ready.done():
-            self.ready.set_result(False)
-
 
 class _Client:
     """Lives in the client process; each coroutine is one command from the parent."""
@@ -187,7 +155,7 @@ class _Client:
 
     async def connect(self, host: str, port: int, path: str) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        request = fanout.sse_request(host, port, path)
         ready: asyncio.Future[bool] = loop.create_future()
         stream = _Stream(request, ready)
         async with asyncio.timeout(30):
