@@ -590,6 +590,7 @@ class ServerProcess:
             PYTHONUNBUFFERED="1",
         )
         self.kind = kind
+        self.banner = ""
         self.log_path = log_dir / f"{kind}.log"
         self._log = open(self.log_path, "a")  # closed in stop()
         self.proc = subprocess.Popen(
@@ -615,6 +616,7 @@ class ServerProcess:
                 break
             match = _LISTENING.search(line)
             if match:
+                self.banner = line.strip()  # the server's "listening on ..." line
                 return int(match.group(2))
         self.stop()
         tail = self.log_path.read_text()[-2000:]

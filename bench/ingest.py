@@ -80,7 +80,6 @@ import collections
 import contextlib
 import os
 import platform
-import queue
 import re
 import resource
 import shutil
@@ -437,7 +436,7 @@ def writer_cpu() -> float:
 
 
 class Server(fanout.ServerProcess):
-    """fanout's server subprocess, plus an optional environment and the banner line."""
+    """fanout's server subprocess, with extra environment variables for the child."""
 
     def __init__(self, name: str, dsn: str, log_dir: Path, extra_env: dict[str, str]) -> None:
         kind = "baseline" if name == "baseline" else "gateway"
@@ -453,24 +452,6 @@ class Server(fanout.ServerProcess):
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-        self.banner = ""
-
-    def wait_listening(self, limit_s: float = 60.0) -> int:
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            match = fanout._LISTENING.search(line)
-            if match:
-                self.banner = line.strip()
-                return int(match.group(2))
-        self.stop()
-        tail = self.log_path.read_text()[-2000:]
-        raise RuntimeError(f"{self.kind} did not start (exit code {self.proc.returncode}); its log:\n{tail}")
 
 
 @contextlib.contextmanager
