@@ -17,10 +17,11 @@ skips NOTIFY and holds it until commit. The listener
 * after SETTLE_POLLS empty polls tries to take the lock exclusively. That succeeds
   only once no skipping writer is in flight, so the read that follows sees all
   their rows; from then on every writer notifies, and the listener sleeps;
+* if writers hold it, keeps polling, less and less often (up to BUSY_POLL_MAX)
+  while nothing commits: a writer can sit in a long or prepared transaction;
 * if another listener (another gateway process) holds it, sleeps all the same:
   writers notify while it is held, and a holder that lets go sends a "wake"
   notification first thing, which wakes every listener;
-* if writers hold it, keeps polling;
 * on a notification, lets go of the lock (with the "wake" notification) and polls.
 
 A wake-up that never comes costs latency, never an event: every sleeping listener
@@ -42,6 +43,7 @@ from typing import Any
 
 import aiopg
 import psycopg2
+import psycopg2.extensions
 
 from .db import describe_connect_error
 from .hub import Hub
@@ -57,6 +59,9 @@ WAKE_LOCK = 1735549286
 SETTLE_POLLS = 10
 # Longest a listener sleeps on another listener's wake lock between reads.
 RELIANT_CHECK = 1.0
+# Longest wait between polls while a writer that skipped NOTIFY stays in flight
+# without anything committing (the busy poll interval doubles up to this).
+BUSY_POLL_MAX = 0.25
 
 # Try to go to sleep: "held" (ours now), "busy" (writers in flight that skipped
 # NOTIFY: keep polling) or "other" (another listener's: writers notify meanwhile).
@@ -70,7 +75,13 @@ WAKE_UP = f"SELECT pg_advisory_unlock({WAKE_LOCK}), pg_notify('{CHANNEL}', 'wake
 POLLING, HOLDING, RELYING = "polling", "holding", "relying"
 
 # libpq options for the LISTEN connection: named in pg_stat_activity, and TCP
-# keepalives so a dead peer is noticed within ~30 s (Unix sockets ignore them).
+# keepalives on both ends so a dead peer is noticed within ~30 s (Unix sockets
+# ignore them).
+# The server's side too: a backend whose client vanished releases the wake lock
+# within ~30 s instead of after the server default's two hours. Added to any
+# options the DSN already has.
+_SERVER_OPTIONS = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+
 _CONNECT_OPTIONS = {
     "application_name": "pg-sse-gateway listener",
     "keepalives": 1,
@@ -102,6 +113,7 @@ class Listener:
         self._stay_asleep = busy_poll <= 0
         self._busy_poll = RELIANT_CHECK / 10 if self._stay_asleep else busy_poll
         self.mode = POLLING
+        self._empty_polls = 0  # reads in a row that found nothing
         self._query_timeout = query_timeout
         self._snapshot: Snapshot | None = None
         self.connected = False
@@ -157,7 +169,8 @@ class Listener:
 
     async def _session(self) -> None:
         """One connection's life: LISTEN, catch up, then follow notifications."""
-        conn = await aiopg.connect(self._dsn, timeout=10.0, **_CONNECT_OPTIONS)
+        options = " ".join(filter(None, (psycopg2.extensions.parse_dsn(self._dsn).get("options"), _SERVER_OPTIONS)))
+        conn = await aiopg.connect(self._dsn, timeout=10.0, options=options, **_CONNECT_OPTIONS)
         self._conn = conn
         try:
             async with conn.cursor() as cur:
@@ -182,7 +195,7 @@ class Listener:
 
     async def _follow(self, cur: Any, notifies: asyncio.Queue[Any]) -> None:
         """Read the journal on every notification, and poll while changes keep coming."""
-        empty_polls = 0
+        self._empty_polls = 0
         while not self._stopping:
             notified = await _wait(notifies, self._wait_time())
             if notified:
@@ -192,18 +205,26 @@ class Listener:
                     if self.mode == HOLDING:
                         await cur.execute(WAKE_UP)
                     self.mode = POLLING
-                empty_polls = 0
+                self._empty_polls = 0
             if await self._read(cur):
-                empty_polls = 0
+                self._empty_polls = 0
             else:
-                empty_polls += 1
-            settled = empty_polls >= SETTLE_POLLS or self._stay_asleep
-            if (self.mode == POLLING and settled) or (self.mode == RELYING and not notified):
+                self._empty_polls += 1
+            settled = self._empty_polls >= SETTLE_POLLS or self._stay_asleep
+            # A listener relying on another's lock tries to take it on every wake-up
+            # when it never polls (the holder has just let go), else on its timer.
+            relying_retry = self.mode == RELYING and (self._stay_asleep or not notified)
+            if (self.mode == POLLING and settled) or relying_retry:
                 await self._try_sleep(cur)
 
     def _wait_time(self) -> float:
         if self.mode == POLLING:
-            return self._busy_poll
+            # Settled but a writer holds the lock shared (a long or idle-in-transaction
+            # writer, a prepared transaction): poll ever less often, up to BUSY_POLL_MAX.
+            beyond = self._empty_polls - SETTLE_POLLS
+            if beyond < 0:
+                return self._busy_poll
+            return max(self._busy_poll, min(self._busy_poll * 2 ** min(beyond + 1, 16), BUSY_POLL_MAX))
         if self.mode == RELYING:
             return min(self._check_interval, RELIANT_CHECK)
         return self._check_interval

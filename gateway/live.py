@@ -91,18 +91,11 @@ class LiveStream(asyncio.Protocol):
         asyncio.get_running_loop().call_later(GOODBYE_GRACE, transport.abort)
 
 
-def hand_over(
-    request: web.Request,
-    response: web.StreamResponse,
-    hub: Hub,
-    sub: Subscriber,
-    chunked: bool,
-    done: Callable[[], None],
-) -> None:
+def hand_over(request: web.Request, hub: Hub, sub: Subscriber, chunked: bool, done: Callable[[], None]) -> None:
     """Make the stream of ``request`` a LiveStream fed by ``hub``; the handler returns next.
 
-    ``response`` must be prepared, with nothing to write at its end (see
-    HubFedResponse.detach). ``done`` runs once when the stream ends, however it ends.
+    The response must be prepared, with nothing to write at its end (see
+    HubFedResponse.detach). ``done`` runs when the stream ends, however it ends.
     """
     transport = request.transport
     aiohttp_protocol = request.protocol
@@ -110,12 +103,14 @@ def hand_over(
     assert transport is not None
     sink = DirectSink(transport, chunked)  # type: ignore[arg-type]
     live = LiveStream(sink, sub, done)
-    transport.set_protocol(live)
     sub.abort = transport.abort
     sub.on_close = live.subscription_closed
-    # aiohttp must neither write to nor close the connection from now on; when the
-    # request's task is over, its connection object is retired as if the peer had
-    # gone (which also takes it off the server's connection list).
+    hub.attach(sub, sink)  # what queued up since subscribing goes first
+    transport.set_protocol(live)
+    transport.resume_reading()  # aiohttp may have paused it; a client's close must be seen
+    # aiohttp must neither write to nor close the connection from now on, nor keep
+    # it for another request; when the request's task is over, its connection object
+    # is retired as if the peer had gone (which also takes it off the server's list).
     aiohttp_protocol.transport = None
+    aiohttp_protocol.force_close()
     start_task.add_done_callback(lambda _: aiohttp_protocol.connection_lost(None))
-    hub.attach(sub, sink)

@@ -14,7 +14,6 @@ subscribers rather than through its per-client ``send()`` formatting.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import re
@@ -31,7 +30,7 @@ from .errors import ApiError, error_response_for
 from .hub import CLIENT_GONE, Hub, Subscriber
 from .journal import END_READ, PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
 from .limits import LIMITS, StreamLimits
-from .live import hand_over
+from .live import LiveStream, hand_over
 from .metrics import METRICS, Metrics
 from .sse import encode_event, encode_goodbye, encode_message, encode_preamble
 from .state import HUB, POOL, SETTINGS
@@ -98,7 +97,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     if grant.expires_at is not None:  # a stream lives no longer than its token
         delay = max(0.0, grant.expires_at - time.time())
         expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
-    done = functools.partial(_stream_ended, hub, sub, limits, client, expiry)
+    done = StreamEnd(hub, sub, limits, client, expiry)
     response = HubFedResponse()
     try:
         try:
@@ -122,24 +121,38 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await _goodbye(response, sub.closed_reason)
             return response
         response.detach()
-        hand_over(request, response, hub, sub, chunked, done)
-        done = None  # the live stream calls it
+        hand_over(request, hub, sub, chunked, done)
     except (ConnectionResetError, ConnectionError):
         pass
     finally:
-        if done is not None:
-            done()
+        if transport is None or not isinstance(transport.get_protocol(), LiveStream):
+            done()  # else the live stream calls it when the stream ends
     return response
 
 
-def _stream_ended(
-    hub: Hub, sub: Subscriber, limits: StreamLimits, client: str, expiry: asyncio.TimerHandle | None
-) -> None:
-    sub.close(CLIENT_GONE)
-    hub.unsubscribe(sub)
-    limits.release(client)
-    if expiry is not None:
-        expiry.cancel()
+class StreamEnd:
+    """What ends a stream however it ends (in the handler or in its LiveStream): runs once."""
+
+    __slots__ = ("client", "expiry", "hub", "limits", "sub")
+
+    def __init__(
+        self, hub: Hub, sub: Subscriber, limits: StreamLimits, client: str, expiry: asyncio.TimerHandle | None
+    ) -> None:
+        self.hub = hub
+        self.sub: Subscriber | None = sub
+        self.limits = limits
+        self.client = client
+        self.expiry = expiry
+
+    def __call__(self) -> None:
+        sub, self.sub = self.sub, None
+        if sub is None:
+            return
+        sub.close(CLIENT_GONE)
+        self.hub.unsubscribe(sub)
+        self.limits.release(self.client)
+        if self.expiry is not None:
+            self.expiry.cancel()
 
 
 class HubFedResponse(EventSourceResponse):
@@ -156,6 +169,8 @@ class HubFedResponse(EventSourceResponse):
         return
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._detached:  # aiohttp finishing the request after the hand-over
+            return self._payload_writer
         writer = await super().prepare(request)
         self._ping_task = None  # finished at once (see _ping); do not keep a Task per stream
         return writer

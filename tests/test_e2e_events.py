@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
@@ -229,9 +231,15 @@ async def test_http10_stream_is_not_chunk_framed(gateway: RunningGateway) -> Non
     writer.close()
 
 
-async def test_live_stream_is_handed_over_and_aiohttp_keeps_nothing_of_it(gateway: RunningGateway) -> None:
+async def test_live_stream_is_handed_over_and_aiohttp_keeps_nothing_of_it(
+    gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
     """An idle stream costs a transport, a LiveStream and a Subscriber: no request, parser or task."""
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
     clients = [await gateway.subscribe("todos") for _ in range(3)]
+    await asyncio.sleep(0.05)
+    # aiohttp finished each request normally (its access log line is written last)
+    assert sum("GET /events?topic=todos" in r.getMessage() for r in caplog.records) == 3
     gc.collect()
     assert gateway.runner.server is not None and gateway.runner.server.connections == []
     assert [o for o in gc.get_objects() if isinstance(o, (RequestHandler, web.BaseRequest))] == []

@@ -9,7 +9,7 @@ import aiopg
 from gateway.db import apply_schema, create_pool
 from gateway.hub import Hub
 from gateway.journal import PAGE_ROWS, Event
-from gateway.listener import WAKE_LOCK, Listener
+from gateway.listener import BUSY_POLL_MAX, WAKE_LOCK, Listener
 
 from .conftest import run_sql, start_gateway
 from .test_e2e_delivery import titles
@@ -103,6 +103,7 @@ async def test_listener_does_not_sleep_while_a_quiet_writer_is_in_flight(databas
                 await cur.execute("INSERT INTO todos (title) VALUES ('late')")  # skips NOTIFY: nobody sleeps
                 await asyncio.sleep(2.5)  # well past the listener's settle time (10 polls)
                 assert gw.listener.mode == "polling"  # it could not take the wake lock
+                assert gw.listener._wait_time() == BUSY_POLL_MAX  # and polls less often meanwhile
                 await cur.execute("COMMIT")
             assert titles([await client.next(timeout=3)]) == ["late"]
             await asyncio.sleep(0.1)
@@ -156,3 +157,22 @@ async def test_notify_always_and_off_override_the_wake_lock(database: str) -> No
             await asyncio.sleep(0.1)
             assert len(await _writer_notifications(spy)) == expected
         await client.close()
+
+
+async def test_listener_that_never_polls_takes_the_lock_when_its_holder_lets_go(database: str) -> None:
+    async with start_gateway(database, listener_check=60.0) as polling:
+        await polling.listener_asleep()
+        async with start_gateway(database, listener_check=60.0, busy_poll_interval=0) as sleepy:
+            client = await sleepy.subscribe("todos")
+            async with asyncio.timeout(5):
+                while sleepy.listener.mode != "relying":
+                    await asyncio.sleep(0.01)
+            # The first commit wakes both; the polling gateway lets go of the lock, and
+            # the one that never polls must take it over at once, so that the second
+            # commit (which finds the lock free or held by it) still reaches it promptly.
+            await run_sql(database, "INSERT INTO todos (title) VALUES ('first')")
+            assert titles([await client.next(timeout=3)]) == ["first"]
+            await asyncio.sleep(0.05)
+            await run_sql(database, "INSERT INTO todos (title) VALUES ('second')")
+            assert titles([await client.next(timeout=0.5)]) == ["second"]
+            await client.close()
