@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.limits import LIMITS
 from gateway.live import LiveStream
 
 from .conftest import RunningGateway, start_gateway
@@ -253,3 +254,26 @@ async def test_live_stream_is_handed_over_and_aiohttp_keeps_nothing_of_it(
             await asyncio.sleep(0.02)
     for client in clients[1:]:
         await client.close()
+
+
+async def test_stream_the_server_ends_says_why_and_ends_the_chunked_body(gateway: RunningGateway) -> None:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /events?topic=todos HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    async with asyncio.timeout(5):
+        while b"retry: " not in data:
+            data += await reader.read(65536)
+        while gateway.hub.statistics().subscribers < 1:
+            await asyncio.sleep(0.01)
+        gateway.hub.close_all("maintenance")
+        data += await reader.read()  # to the end: the server closes the connection
+    assert b": closing: maintenance; reconnect with Last-Event-ID to resume\n\n\r\n" in data
+    assert data.endswith(b"\r\n0\r\n\r\n")  # a complete chunked body, not a cut-off one
+    assert b"transfer-encoding: chunked" in data.split(b"\r\n\r\n", 1)[0].lower()
+    writer.close()
+    limits = gateway.app[LIMITS]
+    async with asyncio.timeout(5):
+        while limits._open:  # the stream's slot comes back once, when its connection is gone
+            await asyncio.sleep(0.01)
+    assert limits._open == 0 and not limits._by_client
