@@ -116,7 +116,7 @@ BEGIN
         -- row topic and an insert of the new one.
         INSERT INTO gateway.journal (topic, table_name, op, pk, "row", old)
         SELECT %2$L, %2$L,
-               CASE WHEN o.k IS NULL THEN 'insert' WHEN n.k IS NULL THEN 'delete' ELSE 'update' END,
+               (CASE WHEN o.k IS NULL THEN 'insert' WHEN n.k IS NULL THEN 'delete' ELSE 'update' END)::gateway.op,
                coalesce(n.k, o.k), n.r, o.r
           FROM (SELECT %3$s AS k, row_to_json(t) AS r, row_number() OVER () AS ord FROM gateway_new t) n
           FULL JOIN (SELECT %4$s AS k, row_to_json(t) AS r FROM gateway_old t) o ON o.k = n.k
