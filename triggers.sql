@@ -38,18 +38,25 @@ $$;
 -- delivered at the listeners' next poll (GATEWAY_POLL_INTERVAL) or the next
 -- notification from anyone else. gateway.notify = always notifies on every commit,
 -- for LISTEN clients of your own on channel gateway_journal.
-CREATE OR REPLACE FUNCTION gateway.notify_journal() RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    mode text := coalesce(current_setting('gateway.notify', true), '');
+--
+-- The decision is plpgsql text, inlined into each generated capture function by
+-- gateway.watch() (a function call per captured statement cost about 8 us) and
+-- the body of notify_journal() for gateway.publish(): one definition for both.
+CREATE OR REPLACE FUNCTION gateway.notify_statements() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT $code$
+    IF coalesce(current_setting('gateway.notify', true), '') = 'always'
+       OR (coalesce(current_setting('gateway.notify', true), '') <> 'off'
+           AND NOT pg_try_advisory_xact_lock_shared(1735549286)) THEN  -- held: a listener sleeps
+        PERFORM pg_notify('gateway_journal', pg_current_xact_id()::text);
+    END IF;
+$code$
+$$;
+
+DO $$
 BEGIN
-    IF mode = 'off' THEN
-        RETURN;
-    END IF;
-    IF mode <> 'always' AND pg_try_advisory_xact_lock_shared(1735549286) THEN
-        RETURN;  -- no listener asleep
-    END IF;
-    PERFORM pg_notify('gateway_journal', pg_current_xact_id()::text);
+    EXECUTE format('CREATE OR REPLACE FUNCTION gateway.notify_journal() RETURNS void LANGUAGE plpgsql AS %L',
+                   'BEGIN' || gateway.notify_statements() || 'END');
 END
 $$;
 
@@ -127,11 +134,11 @@ BEGIN
     ELSE
         INSERT INTO gateway.journal (topic, table_name, op) VALUES (%2$L, %2$L, 'truncate');
     END IF;
-    PERFORM gateway.notify_journal();
+%5$s
     RETURN NULL;
 END
 $body$
-$f$, fn, topic, new_key, old_key);
+$f$, fn, topic, new_key, old_key, gateway.notify_statements());
     EXECUTE body;
 
     PERFORM gateway.drop_capture_triggers(tbl);

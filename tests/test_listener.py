@@ -176,3 +176,16 @@ async def test_listener_that_never_polls_takes_the_lock_when_its_holder_lets_go(
             await run_sql(database, "INSERT INTO todos (title) VALUES ('second')")
             assert titles([await client.next(timeout=0.5)]) == ["second"]
             await client.close()
+
+
+async def test_publish_wakes_a_sleeping_listener_like_a_captured_change(database: str) -> None:
+    async with start_gateway(database, listener_check=60.0) as gw, aiopg.connect(database) as spy:
+        client = await gw.subscribe("chat/room1")
+        async with spy.cursor() as cur:
+            await cur.execute("LISTEN gateway_journal")
+        await gw.listener_asleep()
+        await run_sql(database, "SELECT gateway.publish('chat/room1', '{\"n\": 1}')")
+        assert (await client.next(timeout=3)).json["row"] == {"n": 1}
+        await asyncio.sleep(0.1)
+        assert len(await _writer_notifications(spy)) == 1
+        await client.close()
