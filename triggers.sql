@@ -9,7 +9,7 @@
 -- 10,000. The notification payload is the writer's transaction id, so every
 -- statement of one transaction sends the same payload and Postgres folds them into
 -- a single NOTIFY at commit; and none is sent while the listeners are polling
--- (see notify_journal below). The listener reads the rows from the journal, so a
+-- (see notify_statements below). The listener reads the rows from the journal, so a
 -- row's size never meets NOTIFY's 8000-byte limit.
 
 -- The topic of a table: its name, schema-qualified unless it lives in "public".

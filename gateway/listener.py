@@ -8,7 +8,7 @@ seen, in id order, nothing twice.
 
 Theory of operation: asleep or polling. NOTIFY serialises the commits of the
 transactions that send it, so writers notify only when a listener is asleep; while
-changes keep coming the listener polls instead (triggers.sql, notify_journal). The
+changes keep coming the listener polls instead (triggers.sql, notify_statements). The
 wake lock (advisory lock WAKE_LOCK) says which: a writer that can take it shared
 skips NOTIFY and holds it until commit. The listener
 
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "gateway_journal"
 
-# The wake lock (triggers.sql, notify_journal, uses the same number).
+# The wake lock (triggers.sql, notify_statements, uses the same number).
 WAKE_LOCK = 1735549286
 # Empty polls in a row before the listener tries to go to sleep.
 SETTLE_POLLS = 10
