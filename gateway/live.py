@@ -65,7 +65,7 @@ class LiveStream(asyncio.Protocol):
     def __init__(self, sink: DirectSink, sub: Subscriber, done: Callable[[], None]) -> None:
         self._sink = sink
         self._sub = sub
-        self._done: Callable[[], None] | None = done  # unsubscribe and release, once
+        self._done = done  # unsubscribes and releases the stream's slot (runs once however often called)
 
     def data_received(self, data: bytes) -> None:
         """Ignored: an SSE client sends nothing after its request."""
@@ -74,10 +74,7 @@ class LiveStream(asyncio.Protocol):
         return False  # the client closed its side: close ours, which ends the stream
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._sub.close(CLIENT_GONE)
-        done, self._done = self._done, None
-        if done is not None:
-            done()
+        self._done()
 
     def subscription_closed(self, reason: str) -> None:
         """The hub (or a timer) ended the subscription: say why, then hang up."""
@@ -103,7 +100,6 @@ def hand_over(request: web.Request, hub: Hub, sub: Subscriber, chunked: bool, do
     assert transport is not None
     sink = DirectSink(transport, chunked)  # type: ignore[arg-type]
     live = LiveStream(sink, sub, done)
-    sub.abort = transport.abort
     sub.on_close = live.subscription_closed
     hub.attach(sub, sink)  # what queued up since subscribing goes first
     transport.set_protocol(live)
