@@ -226,23 +226,28 @@ class Writes:
 
 def write_bulk(dsn: str, total: int, writers: int = BULK_WRITERS, batch: int = BULK_BATCH) -> Writes:
     """``total`` rows as ``batch``-row INSERT ... SELECT statements (autocommit) from ``writers`` connections."""
-    statements = [batch] * (total // batch) + ([total % batch] if total % batch else [])
-    shares: list[list[int]] = [statements[i::writers] for i in range(writers)]
+    sql = "INSERT INTO public.todos (title) SELECT 'bulk ' || i FROM generate_series(1, %s) AS i"
+    statements = [(sql, (n,)) for n in [batch] * (total // batch) + ([total % batch] if total % batch else [])]
     conns = [psycopg2.connect(dsn) for _ in range(writers)]
+    return _write_from_threads(conns, [statements[i::writers] for i in range(writers)], total, "psycopg2 conns")
+
+
+def _write_from_threads(conns: list[Any], shares: list[list[tuple[str, Any]]], rows: int, tool: str) -> Writes:
+    """Each connection (autocommit) runs its share of statements in a thread of its own,
+    all starting together; the connections are closed after."""
     for conn in conns:
         conn.autocommit = True
-    barrier = threading.Barrier(writers + 1)
+    barrier = threading.Barrier(len(conns) + 1)
     commits: list[tuple[float, float]] = []
     errors: list[BaseException] = []
-    sql = "INSERT INTO public.todos (title) SELECT 'bulk ' || i FROM generate_series(1, %s) AS i"
 
-    def work(conn: Any, sizes: list[int]) -> None:
+    def work(conn: Any, statements: list[tuple[str, Any]]) -> None:
         first = last = 0.0
         try:
             with conn.cursor() as cur:
                 barrier.wait()
-                for n in sizes:
-                    cur.execute(sql, (n,))
+                for sql, params in statements:
+                    cur.execute(sql, params)
                     last = time.time()
                     first = first or last
         except BaseException as exc:
@@ -263,7 +268,7 @@ def write_bulk(dsn: str, total: int, writers: int = BULK_WRITERS, batch: int = B
     if errors:
         raise errors[0]
     done = [c for c in commits if c[0]]
-    return Writes(total, started, min(f for f, _ in done), max(last for _, last in done), f"{writers} psycopg2 conns")
+    return Writes(rows, started, min(f for f, _ in done), max(last for _, last in done), f"{len(conns)} {tool}")
 
 
 def pgbench_path() -> str | None:
@@ -321,41 +326,9 @@ def write_single(
 
 def _write_single_threads(dsn: str, total: int, writers: int, options: str) -> Writes:
     conns = [psycopg2.connect(dsn, options=options) if options else psycopg2.connect(dsn) for _ in range(writers)]
-    for conn in conns:
-        conn.autocommit = True
-    shares = [total // writers + (1 if i < total % writers else 0) for i in range(writers)]
-    barrier = threading.Barrier(writers + 1)
-    commits: list[tuple[float, float]] = []
-    errors: list[BaseException] = []
-
-    def work(conn: Any, count: int) -> None:
-        first = last = 0.0
-        try:
-            with conn.cursor() as cur:
-                barrier.wait()
-                for _ in range(count):
-                    cur.execute("INSERT INTO public.todos (title) VALUES ('single')")
-                    last = time.time()
-                    first = first or last
-        except BaseException as exc:
-            errors.append(exc)
-        commits.append((first, last))
-
-    threads = [threading.Thread(target=work, args=(c, n)) for c, n in zip(conns, shares, strict=True)]
-    try:
-        for thread in threads:
-            thread.start()
-        barrier.wait()
-        started = time.time()
-        for thread in threads:
-            thread.join()
-    finally:
-        for conn in conns:
-            conn.close()
-    if errors:
-        raise errors[0]
-    done = [c for c in commits if c[0]]
-    return Writes(total, started, min(f for f, _ in done), max(last for _, last in done), f"{writers} threads")
+    insert = ("INSERT INTO public.todos (title) VALUES ('single')", None)
+    shares = [[insert] * (total // writers + (1 if i < total % writers else 0)) for i in range(writers)]
+    return _write_from_threads(conns, shares, total, "threads")
 
 
 def journal_position(dsn: str) -> tuple[int, int]:
