@@ -857,6 +857,8 @@ def _better(metric: str) -> str:
 def _fmt(value: float) -> str:
     if value != value:  # NaN
         return "n/a"
+    if value == int(value) and abs(value) < 1000:
+        return f"{value:.0f}"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if abs(value) >= 100:

@@ -650,18 +650,7 @@ def _better(metric: str) -> str:
     return ""
 
 
-def _fmt(value: float) -> str:
-    if value != value:  # NaN
-        return "n/a"
-    if value == int(value) and abs(value) < 1000:
-        return f"{value:.0f}"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
+_fmt = fanout._fmt  # one number format for every benchmark table
 
 
 def round_line(head: str, name: str, seconds: float, run: dict[str, dict[str, float]]) -> str:
