@@ -277,3 +277,45 @@ async def test_stream_the_server_ends_says_why_and_ends_the_chunked_body(gateway
         while limits._open:  # the stream's slot comes back once, when its connection is gone
             await asyncio.sleep(0.01)
     assert limits._open == 0 and not limits._by_client
+
+
+async def _head_then_get(gw: RunningGateway, head_path: str) -> tuple[bytes, bytes]:
+    """HEAD ``head_path`` then GET /healthz on one keep-alive connection: (HEAD's head, what follows it).
+
+    The GET's answer is the marker: whatever the HEAD response sent after its header
+    block (a body, SSE bytes) would come before it.
+    """
+    host, port = gw.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"HEAD {head_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    try:
+        async with asyncio.timeout(10):
+            while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < len(b"HTTP/1.1 200"):
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                data += chunk
+    finally:
+        writer.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+@pytest.mark.parametrize("path", ["/events?topic=todos", "/events?topic=todos&lastEventId=0", "/api/todos"])
+async def test_head_gets_headers_only_never_stream_bytes(gateway: RunningGateway, path: str) -> None:
+    head, rest = await _head_then_get(gateway, path)
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+    assert rest.startswith(b"HTTP/1.1 200"), f"HEAD {path} sent bytes after its headers: {rest[:80]!r}"
+    if path.startswith("/events"):  # a stream is GET only: a JSON 405 that names GET, not an event stream
+        assert status_line.startswith("HTTP/1.1 405"), status_line
+        assert headers["allow"] == "GET"
+        assert headers["content-type"].startswith("application/json")
+    else:
+        assert status_line.startswith("HTTP/1.1 200"), status_line
+        assert headers["content-type"].startswith("application/json")
+    async with asyncio.timeout(5):
+        while gateway.hub.statistics().subscribers:  # a refused HEAD leaves no subscriber behind
+            await asyncio.sleep(0.01)
