@@ -268,7 +268,7 @@ async def test_stream_the_server_ends_says_why_and_ends_the_chunked_body(gateway
             await asyncio.sleep(0.01)
         gateway.hub.close_all("maintenance")
         data += await reader.read()  # to the end: the server closes the connection
-    assert b": closing: maintenance; reconnect with Last-Event-ID to resume\n\n\r\n" in data
+    assert b"\r\n: closing: maintenance; reconnect with Last-Event-ID to resume\n\r\n" in data
     assert data.endswith(b"\r\n0\r\n\r\n")  # a complete chunked body, not a cut-off one
     assert b"transfer-encoding: chunked" in data.split(b"\r\n\r\n", 1)[0].lower()
     writer.close()
