@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.db import DEMO_TABLE
 from gateway.state import HUB, LISTENER
 
 from .sse_client import SSEClient
@@ -48,7 +49,7 @@ def server_dsn() -> Iterator[str]:
 
 
 @pytest.fixture
-def database(server_dsn: str) -> Iterator[str]:
+def empty_database(server_dsn: str) -> Iterator[str]:
     """A fresh, empty database for one test; its DSN."""
     name = "gw_test_" + secrets.token_hex(4)
     admin = psycopg2.connect(server_dsn)
@@ -61,6 +62,16 @@ def database(server_dsn: str) -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def database(empty_database: str) -> str:
+    """A fresh database with an application's table ``todos`` (the demo table's shape), as
+    most tests use it; the gateway creates that table only in demo mode."""
+    with contextlib.closing(psycopg2.connect(empty_database)) as conn, conn.cursor() as cur:
+        conn.autocommit = True
+        cur.execute(DEMO_TABLE)
+    return empty_database
 
 
 @dataclass
