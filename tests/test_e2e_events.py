@@ -17,6 +17,7 @@ from gateway.live import LiveStream
 
 from .conftest import RunningGateway, start_gateway
 from .sse_client import SSEClient
+from .waiting import until
 
 
 async def post(gw: RunningGateway, path: str, body: object) -> aiohttp.ClientResponse:
@@ -141,8 +142,8 @@ async def test_stream_headers_and_preamble(gateway: RunningGateway) -> None:
 async def test_heartbeat_comments_keep_idle_streams_alive(database: str) -> None:
     async with start_gateway(database, heartbeat=0.2) as gw:
         client = await gw.subscribe("todos")
-        await asyncio.sleep(0.7)
-        assert len(client.comments) >= 2
+        await until(lambda: len(client.comments) >= 2, what="two heartbeats arrived")
+        assert set(client.comments) == {"heartbeat"}
         await client.close()
 
 
@@ -177,14 +178,19 @@ async def test_shutdown_leaves_no_task_subscriber_or_connection(database: str) -
         async with asyncio.timeout(5):
             await client.ended.wait()
     assert hub.statistics().subscribers == 0
-    await asyncio.sleep(0.1)
-    leftover = {t for t in asyncio.all_tasks() if t not in before and not t.done()}
-    leftover = {t for t in leftover if t is not asyncio.current_task() and "SSEClient" not in repr(t.get_coro())}
-    assert not leftover, leftover
-    rows = await gw.sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
-    assert rows[0][0] == 0
+
+    def leftover() -> set[asyncio.Task[object]]:
+        tasks = {t for t in asyncio.all_tasks() if t not in before and not t.done()}
+        return {t for t in tasks if t is not asyncio.current_task() and "SSEClient" not in repr(t.get_coro())}
+
+    async def no_backends() -> bool:  # a closed connection's backend exits just after
+        rows = await gw.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return rows[0][0] == 0
+
+    await until(lambda: not leftover(), timeout=5, what="the gateway's tasks ended")
+    await until(no_backends, timeout=5, what="the listener's and pool's backends exited")
 
 
 async def test_stream_limits_per_process_and_per_client(database: str) -> None:
@@ -218,11 +224,11 @@ async def test_http10_stream_is_not_chunk_framed(gateway: RunningGateway) -> Non
     host, port = gateway.url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(b"GET /events?topic=todos HTTP/1.0\r\nHost: x\r\n\r\n")
-    await gateway.caught_up()
-    await asyncio.sleep(0.2)
-    await gateway.sql("INSERT INTO todos (title) VALUES ('over 1.0')")
     data = b""
     async with asyncio.timeout(5):
+        while b"retry: " not in data:  # the preamble: the stream is subscribed
+            data += await reader.read(65536)
+        await gateway.sql("INSERT INTO todos (title) VALUES ('over 1.0')")
         while b"over 1.0" not in data or not data.endswith(b"\n\n"):
             data += await reader.read(65536)
     body = data.split(b"\r\n\r\n", 1)[1]
@@ -238,11 +244,13 @@ async def test_live_stream_is_handed_over_and_aiohttp_keeps_nothing_of_it(
     """An idle stream costs a transport, a LiveStream and a Subscriber: no request, parser or task."""
     caplog.set_level(logging.INFO, logger="aiohttp.access")
     clients = [await gateway.subscribe("todos") for _ in range(3)]
-    await asyncio.sleep(0.05)
-    # aiohttp finished each request normally (its access log line is written last)
-    assert sum("GET /events?topic=todos" in r.getMessage() for r in caplog.records) == 3
+    # aiohttp finishes each request normally (its access log line is written last)
+    await until(
+        lambda: sum("GET /events?topic=todos" in r.getMessage() for r in caplog.records) == 3,
+        what="aiohttp logged the three requests as finished",
+    )
+    await until(lambda: gateway.runner.server is not None and gateway.runner.server.connections == [])
     gc.collect()
-    assert gateway.runner.server is not None and gateway.runner.server.connections == []
     assert [o for o in gc.get_objects() if isinstance(o, (RequestHandler, web.BaseRequest))] == []
     assert sum(isinstance(o, LiveStream) for o in gc.get_objects()) == 3
     await gateway.sql("INSERT INTO todos (title) VALUES ('still served')")
