@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import tempfile
@@ -23,7 +24,7 @@ from gateway.config import Settings
 from gateway.db import DEMO_TABLE
 from gateway.state import HUB, LISTENER
 
-from .sse_client import SSEClient
+from .sse_client import MARKER_KEY, SSEClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,7 +88,10 @@ class RunningGateway:
         return f"{self.url}/events?{query}"
 
     async def subscribe(self, *topics: str, headers: dict[str, str] | None = None, **params: str) -> SSEClient:
-        client = SSEClient(self.http, self.events_url(*topics, **params), headers=headers)
+        async def marker(token: str) -> None:  # for client.nothing_more(): a later event on its topic
+            await self.sql("SELECT gateway.publish(%s, %s)", (topics[0], json.dumps({MARKER_KEY: token})))
+
+        client = SSEClient(self.http, self.events_url(*topics, **params), headers=headers, marker=marker)
         await client.connected()
         return client
 
