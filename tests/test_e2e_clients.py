@@ -13,6 +13,7 @@ import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from .conftest import RunningGateway, start_gateway
+from .waiting import until
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
@@ -22,24 +23,17 @@ class HeartbeatCounter:
 
     def __init__(self, gw: RunningGateway) -> None:
         self.count = 0
-        self._changed = asyncio.Condition()
         broadcast = gw.hub.broadcast
 
         def counting(data: bytes) -> None:
             broadcast(data)
             self.count += 1
-            asyncio.get_running_loop().create_task(self._notify())
 
         gw.hub.broadcast = counting
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def wait_for(self, more: int, timeout: float = 10.0) -> None:
+    async def wait_for(self, more: int) -> None:
         target = self.count + more
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: self.count >= target)
+        await until(lambda: self.count >= target, what=f"{more} more heartbeats")
 
 
 async def events_of(gw: RunningGateway, headers: dict[str, str]) -> AsyncIterator[ServerSentEvent]:
