@@ -427,7 +427,8 @@ def scratch_database(server_dsn: str) -> Iterator[str]:
 def init_database(dsn: str) -> None:
     """The gateway's own ``init-db``: schema, triggers, ``gateway.watch('todos')``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
-    env.update(DATABASE_URL=dsn, GATEWAY_LOG_LEVEL="warning")
+    # The benchmarks write the demo table, which the gateway creates in demo mode only.
+    env.update(DATABASE_URL=dsn, GATEWAY_LOG_LEVEL="warning", GATEWAY_DEMO="on")
     subprocess.run(
         [sys.executable, "-m", "gateway", "init-db"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120
     )

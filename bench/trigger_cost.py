@@ -238,6 +238,9 @@ class Database:
         self.execute("SET client_min_messages = warning")
         for name in SQL_FILES:
             self.execute((ROOT / name).read_text(encoding="utf-8"))
+        from gateway.db import DEMO_TABLE  # todos, which the gateway creates in demo mode only
+
+        self.execute(DEMO_TABLE)
 
     def reset(self, triggered: bool) -> None:
         """Empty tables, the capture trigger on or off, a checkpoint: the same start for every run."""

@@ -154,7 +154,12 @@ class Settings:
         "TABLES",
     )
     demo: bool = _setting(
-        False, "GATEWAY_DEMO", _flag, "seed demo todos into an empty table (on by default when embedded)", "BOOL"
+        False,
+        "GATEWAY_DEMO",
+        _flag,
+        "demo mode, with todos exposed: create the demo table todos if missing, seed it when empty, "
+        "serve the todo page at / (on by default when embedded)",
+        "BOOL",
     )
     heartbeat: float = _setting(
         15.0, "GATEWAY_HEARTBEAT", _positive_float, "seconds between SSE heartbeat comments", "S"

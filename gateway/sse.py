@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from .journal import Event
 
-HEARTBEAT = b": heartbeat\n\n"
+# Comments (the heartbeat, a goodbye) are comment lines with no blank line after them.
+# A blank line ends a block, and some parsers dispatch every block once an id was
+# seen: httpx-sse 0.4 yields an event with empty data for each, so a heartbeat that
+# ended in a blank line reached its users as an event to json.loads. A comment line
+# needs no blank line (a parser ignores it wherever it stands), and the gateway only
+# writes whole blocks, so a comment never lands inside an event.
+HEARTBEAT = b": heartbeat\n"
 
 
 def encode_event(event: Event) -> bytes:
@@ -41,8 +47,11 @@ def encode_preamble(retry_ms: int, cursor: int | None) -> bytes:
 
 
 def encode_comment(text: str) -> bytes:
-    """A comment line: ignored by EventSource, visible in curl -N."""
-    return "".join(f": {line}\n" for line in text.splitlines()).encode() + b"\n"
+    """Comment lines, one per line of ``text``: ignored by every parser, visible in curl -N.
+
+    No blank line follows (see HEARTBEAT): nothing a parser could dispatch as an event.
+    """
+    return "".join(f": {line}\n" for line in text.splitlines()).encode()
 
 
 def encode_goodbye(reason: str) -> bytes:

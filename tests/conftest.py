@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import tempfile
@@ -20,9 +21,10 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.db import DEMO_TABLE
 from gateway.state import HUB, LISTENER
 
-from .sse_client import SSEClient
+from .sse_client import MARKER_KEY, SSEClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +50,7 @@ def server_dsn() -> Iterator[str]:
 
 
 @pytest.fixture
-def database(server_dsn: str) -> Iterator[str]:
+def empty_database(server_dsn: str) -> Iterator[str]:
     """A fresh, empty database for one test; its DSN."""
     name = "gw_test_" + secrets.token_hex(4)
     admin = psycopg2.connect(server_dsn)
@@ -61,6 +63,16 @@ def database(server_dsn: str) -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def database(empty_database: str) -> str:
+    """A fresh database with an application's table ``todos`` (the demo table's shape), as
+    most tests use it; the gateway creates that table only in demo mode."""
+    with contextlib.closing(psycopg2.connect(empty_database)) as conn, conn.cursor() as cur:
+        conn.autocommit = True
+        cur.execute(DEMO_TABLE)
+    return empty_database
 
 
 @dataclass
@@ -76,7 +88,10 @@ class RunningGateway:
         return f"{self.url}/events?{query}"
 
     async def subscribe(self, *topics: str, headers: dict[str, str] | None = None, **params: str) -> SSEClient:
-        client = SSEClient(self.http, self.events_url(*topics, **params), headers=headers)
+        async def marker(token: str) -> None:  # for client.nothing_more(): a later event on its topic
+            await self.sql("SELECT gateway.publish(%s, %s)", (topics[0], json.dumps({MARKER_KEY: token})))
+
+        client = SSEClient(self.http, self.events_url(*topics, **params), headers=headers, marker=marker)
         await client.connected()
         return client
 

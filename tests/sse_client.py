@@ -4,6 +4,13 @@ Bytes come over a real HTTP connection (aiohttp client); lines and events are
 parsed by httpx-sse's decoder, a spec-following parser that is not our code. As
 in a browser, a block without data lines updates the last event id but
 dispatches nothing.
+
+``nothing_more()`` proves that no further event is coming by waiting for a later
+one: given a ``marker`` (a function that publishes ``{"_test_marker": token}`` on
+one of the stream's topics, as RunningGateway.subscribe does), it publishes one
+and, once that marker has arrived, checks that nothing came before it. Events
+are delivered in commit order, so anything still on its way would have come
+first. Marker events (this client's and other clients') never reach ``events``.
 """
 
 from __future__ import annotations
@@ -12,11 +19,15 @@ import asyncio
 import codecs
 import contextlib
 import json
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+MARKER_KEY = "_test_marker"
 
 
 @dataclass
@@ -31,7 +42,13 @@ class Event:
 
 
 class SSEClient:
-    def __init__(self, http: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        url: str,
+        headers: dict[str, str] | None = None,
+        marker: Callable[[str], Awaitable[object]] | None = None,
+    ) -> None:
         self.url = url
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.last_event_id = ""
@@ -43,6 +60,9 @@ class SSEClient:
         self._http = http
         self._headers = headers or {}
         self._ready = asyncio.Event()
+        self._marker = marker
+        self._markers: set[str] = set()
+        self._marker_arrived = asyncio.Event()
         self._task = asyncio.create_task(self._run())
 
     async def connected(self, timeout: float = 10.0) -> None:
@@ -80,6 +100,8 @@ class SSEClient:
                         self._ready.set()
                         if sse.data == "":
                             continue  # a browser dispatches no event without data
+                        if sse.event == "publish" and MARKER_KEY in sse.data and self._take_marker(sse.data):
+                            continue
                         await self.events.put(Event(sse.event, sse.data, sse.id))
         except (aiohttp.ClientError, asyncio.CancelledError):
             pass
@@ -95,8 +117,25 @@ class SSEClient:
         async with asyncio.timeout(timeout):
             return [await self.events.get() for _ in range(count)]
 
-    async def nothing_more(self, wait: float = 0.3) -> None:
-        await asyncio.sleep(wait)
+    def _take_marker(self, data: str) -> bool:
+        row = json.loads(data).get("row")
+        if not isinstance(row, dict) or MARKER_KEY not in row:
+            return False
+        self._markers.add(str(row[MARKER_KEY]))
+        self._marker_arrived.set()
+        return True
+
+    async def nothing_more(self, wait: float = 0.3, timeout: float = 10.0) -> None:
+        """Assert that no event is still coming: up to a marker event, or (without one) for ``wait`` s."""
+        if self._marker is None:
+            await asyncio.sleep(wait)
+        else:
+            token = secrets.token_hex(8)
+            await self._marker(token)
+            async with asyncio.timeout(timeout):
+                while token not in self._markers:
+                    self._marker_arrived.clear()
+                    await self._marker_arrived.wait()
         assert self.events.empty(), f"unexpected event: {self.events.get_nowait()}"
 
     async def close(self) -> None:

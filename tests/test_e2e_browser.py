@@ -82,7 +82,8 @@ async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
 async def test_two_tabs_see_each_others_changes_sql_changes_and_survive_restart(
     database: str, browser: webdriver.Chrome
 ) -> None:
-    async with start_gateway(database, demo=True) as gw:
+    # Heartbeats every 0.1 s: the page must see comment lines (and the goodbye) as nothing.
+    async with start_gateway(database, demo=True, heartbeat=0.1) as gw:
         port = int(gw.url.rsplit(":", 1)[1])
         await asyncio.to_thread(browser.get, gw.url + "/")
         first = browser.current_window_handle
@@ -130,7 +131,7 @@ async def test_two_tabs_see_each_others_changes_sql_changes_and_survive_restart(
         await eventually(in_tab(tab, lambda d: state(d) == "reconnecting"))
     await run_sql(database, "INSERT INTO todos (title) VALUES ('while the gateway was down')")
 
-    async with start_gateway(database, port=port, demo=True):
+    async with start_gateway(database, port=port, demo=True, heartbeat=0.1):
         for tab in tabs:
             await eventually(in_tab(tab, lambda d: state(d) == "live"), timeout=15)
             await eventually(in_tab(tab, lambda d: "while the gateway was down" in titles(d)), timeout=15)

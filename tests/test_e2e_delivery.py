@@ -10,6 +10,7 @@ import aiopg
 
 from .conftest import RunningGateway, dsn_with_db, run_sql, start_gateway
 from .sse_client import Event
+from .waiting import notifications_before_marker, until
 
 
 def titles(events: list[Event]) -> list[str]:
@@ -49,7 +50,9 @@ async def test_listener_killed_mid_stream_loses_and_repeats_nothing(gateway: Run
         events = await client.take(500, timeout=30)
         assert titles(events) == expected
         await client.nothing_more()
-    assert gateway.listener.reconnects >= 1
+    await until(
+        lambda: gateway.listener.reconnects >= 1, what="the listener noticed the kill"
+    )  # maybe after the last event
     for client in clients:
         await client.close()
 
@@ -139,14 +142,11 @@ async def test_ten_thousand_row_update_is_one_notification_and_all_events(gatewa
     await gateway.caught_up(timeout=20)
     client = await gateway.subscribe("todos")
     await gateway.listener_asleep()  # so the writer has a listener to wake
-    notifications = []
     async with aiopg.connect(gateway.dsn) as conn, conn.cursor() as cur:
         await cur.execute("LISTEN gateway_journal")
         await gateway.sql("UPDATE todos SET done = true")
         events = await client.take(10000, timeout=60)
-        await asyncio.sleep(0.2)
-        while not conn.notifies.empty():
-            notifications.append((await conn.notifies.get()).payload)
+        notifications = await notifications_before_marker(conn, gateway.dsn)
     # One from the writer; the listener it woke announces "wake" to other listeners.
     [(writer_tx,)] = await gateway.sql("SELECT tx::text FROM gateway.journal WHERE id = %s", (int(events[0].id),))
     assert [n for n in notifications if n != "wake"] == [writer_tx]
@@ -218,8 +218,12 @@ async def test_readyz_is_503_while_listener_is_down_and_it_catches_up_after(gate
         await run_sql(admin, f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
     event = await client.next(timeout=15)
     assert event.json["row"]["title"] == "while down"
-    async with gateway.http.get(gateway.url + "/readyz") as resp:
-        assert resp.status == 200
+
+    async def ready() -> bool:  # the listener says so once its catch-up read has ended
+        async with gateway.http.get(gateway.url + "/readyz") as resp:
+            return resp.status == 200
+
+    await until(ready, what="/readyz answers 200 after the listener reconnected")
     await client.close()
 
 

@@ -17,6 +17,7 @@ from gateway.live import LiveStream
 
 from .conftest import RunningGateway, start_gateway
 from .sse_client import SSEClient
+from .waiting import until
 
 
 async def post(gw: RunningGateway, path: str, body: object) -> aiohttp.ClientResponse:
@@ -141,8 +142,8 @@ async def test_stream_headers_and_preamble(gateway: RunningGateway) -> None:
 async def test_heartbeat_comments_keep_idle_streams_alive(database: str) -> None:
     async with start_gateway(database, heartbeat=0.2) as gw:
         client = await gw.subscribe("todos")
-        await asyncio.sleep(0.7)
-        assert len(client.comments) >= 2
+        await until(lambda: len(client.comments) >= 2, what="two heartbeats arrived")
+        assert set(client.comments) == {"heartbeat"}
         await client.close()
 
 
@@ -177,14 +178,19 @@ async def test_shutdown_leaves_no_task_subscriber_or_connection(database: str) -
         async with asyncio.timeout(5):
             await client.ended.wait()
     assert hub.statistics().subscribers == 0
-    await asyncio.sleep(0.1)
-    leftover = {t for t in asyncio.all_tasks() if t not in before and not t.done()}
-    leftover = {t for t in leftover if t is not asyncio.current_task() and "SSEClient" not in repr(t.get_coro())}
-    assert not leftover, leftover
-    rows = await gw.sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
-    assert rows[0][0] == 0
+
+    def leftover() -> set[asyncio.Task[object]]:
+        tasks = {t for t in asyncio.all_tasks() if t not in before and not t.done()}
+        return {t for t in tasks if t is not asyncio.current_task() and "SSEClient" not in repr(t.get_coro())}
+
+    async def no_backends() -> bool:  # a closed connection's backend exits just after
+        rows = await gw.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return rows[0][0] == 0
+
+    await until(lambda: not leftover(), timeout=5, what="the gateway's tasks ended")
+    await until(no_backends, timeout=5, what="the listener's and pool's backends exited")
 
 
 async def test_stream_limits_per_process_and_per_client(database: str) -> None:
@@ -218,11 +224,11 @@ async def test_http10_stream_is_not_chunk_framed(gateway: RunningGateway) -> Non
     host, port = gateway.url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(b"GET /events?topic=todos HTTP/1.0\r\nHost: x\r\n\r\n")
-    await gateway.caught_up()
-    await asyncio.sleep(0.2)
-    await gateway.sql("INSERT INTO todos (title) VALUES ('over 1.0')")
     data = b""
     async with asyncio.timeout(5):
+        while b"retry: " not in data:  # the preamble: the stream is subscribed
+            data += await reader.read(65536)
+        await gateway.sql("INSERT INTO todos (title) VALUES ('over 1.0')")
         while b"over 1.0" not in data or not data.endswith(b"\n\n"):
             data += await reader.read(65536)
     body = data.split(b"\r\n\r\n", 1)[1]
@@ -238,11 +244,13 @@ async def test_live_stream_is_handed_over_and_aiohttp_keeps_nothing_of_it(
     """An idle stream costs a transport, a LiveStream and a Subscriber: no request, parser or task."""
     caplog.set_level(logging.INFO, logger="aiohttp.access")
     clients = [await gateway.subscribe("todos") for _ in range(3)]
-    await asyncio.sleep(0.05)
-    # aiohttp finished each request normally (its access log line is written last)
-    assert sum("GET /events?topic=todos" in r.getMessage() for r in caplog.records) == 3
+    # aiohttp finishes each request normally (its access log line is written last)
+    await until(
+        lambda: sum("GET /events?topic=todos" in r.getMessage() for r in caplog.records) == 3,
+        what="aiohttp logged the three requests as finished",
+    )
+    await until(lambda: gateway.runner.server is not None and gateway.runner.server.connections == [])
     gc.collect()
-    assert gateway.runner.server is not None and gateway.runner.server.connections == []
     assert [o for o in gc.get_objects() if isinstance(o, (RequestHandler, web.BaseRequest))] == []
     assert sum(isinstance(o, LiveStream) for o in gc.get_objects()) == 3
     await gateway.sql("INSERT INTO todos (title) VALUES ('still served')")
@@ -268,7 +276,7 @@ async def test_stream_the_server_ends_says_why_and_ends_the_chunked_body(gateway
             await asyncio.sleep(0.01)
         gateway.hub.close_all("maintenance")
         data += await reader.read()  # to the end: the server closes the connection
-    assert b": closing: maintenance; reconnect with Last-Event-ID to resume\n\n\r\n" in data
+    assert b"\r\n: closing: maintenance; reconnect with Last-Event-ID to resume\n\r\n" in data
     assert data.endswith(b"\r\n0\r\n\r\n")  # a complete chunked body, not a cut-off one
     assert b"transfer-encoding: chunked" in data.split(b"\r\n\r\n", 1)[0].lower()
     writer.close()
@@ -277,3 +285,45 @@ async def test_stream_the_server_ends_says_why_and_ends_the_chunked_body(gateway
         while limits._open:  # the stream's slot comes back once, when its connection is gone
             await asyncio.sleep(0.01)
     assert limits._open == 0 and not limits._by_client
+
+
+async def _head_then_get(gw: RunningGateway, head_path: str) -> tuple[bytes, bytes]:
+    """HEAD ``head_path`` then GET /healthz on one keep-alive connection: (HEAD's head, what follows it).
+
+    The GET's answer is the marker: whatever the HEAD response sent after its header
+    block (a body, SSE bytes) would come before it.
+    """
+    host, port = gw.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"HEAD {head_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    try:
+        async with asyncio.timeout(10):
+            while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < len(b"HTTP/1.1 200"):
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                data += chunk
+    finally:
+        writer.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+@pytest.mark.parametrize("path", ["/events?topic=todos", "/events?topic=todos&lastEventId=0", "/api/todos"])
+async def test_head_gets_headers_only_never_stream_bytes(gateway: RunningGateway, path: str) -> None:
+    head, rest = await _head_then_get(gateway, path)
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+    assert rest.startswith(b"HTTP/1.1 200"), f"HEAD {path} sent bytes after its headers: {rest[:80]!r}"
+    if path.startswith("/events"):  # a stream is GET only: a JSON 405 that names GET, not an event stream
+        assert status_line.startswith("HTTP/1.1 405"), status_line
+        assert headers["allow"] == "GET"
+        assert headers["content-type"].startswith("application/json")
+    else:
+        assert status_line.startswith("HTTP/1.1 200"), status_line
+        assert headers["content-type"].startswith("application/json")
+    async with asyncio.timeout(5):
+        while gateway.hub.statistics().subscribers:  # a refused HEAD leaves no subscriber behind
+            await asyncio.sleep(0.01)

@@ -17,6 +17,7 @@ import aiohttp
 import aiopg
 
 from .sse_client import SSEClient
+from .waiting import until
 
 LISTENING = re.compile(r"listening on (http://\S+)")
 
@@ -181,17 +182,24 @@ async def test_sigterm_ends_streams_cleanly_and_exits_zero(database: str) -> Non
         assert proc.stderr is not None
         log_lines = (await proc.stderr.read()).decode().splitlines()
         assert log_lines and all(json.loads(line)["level"] for line in log_lines)
-    async with aiopg.connect(database) as conn, conn.cursor() as cur:
-        await cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        assert (await cur.fetchone())[0] == 0  # listener and pool closed
+
+    async def no_backends() -> bool:  # listener and pool closed; their backends exit just after
+        async with aiopg.connect(database) as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return bool((await cur.fetchone())[0] == 0)
+
+    await until(no_backends, timeout=5, what="the gateway's backends exited")
 
 
 async def test_sigterm_during_startup_exits_promptly(database: str) -> None:
     """A database that accepts TCP but never answers holds start-up; SIGTERM still ends it."""
 
+    connecting = asyncio.Event()
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connecting.set()
         await reader.read()  # never answers the startup packet
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
@@ -206,7 +214,8 @@ async def test_sigterm_during_startup_exits_promptly(database: str) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    await asyncio.sleep(2.0)  # importing and reaching the connect attempt
+    async with asyncio.timeout(30):  # importing and reaching the connect attempt
+        await connecting.wait()
     assert proc.returncode is None
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)

@@ -13,6 +13,7 @@ from gateway.listener import BUSY_POLL_MAX, WAKE_LOCK, Listener
 
 from .conftest import run_sql, start_gateway
 from .test_e2e_delivery import titles
+from .waiting import notifications_before_marker, until
 
 
 class DropsOnce(Hub):
@@ -42,13 +43,14 @@ async def test_read_broken_off_mid_page_is_finished_without_duplicates(database:
     await listener.wait_started()
     rows = PAGE_ROWS * 3 + 17
     await run_sql(database, f"INSERT INTO todos (title) SELECT 't' || i FROM generate_series(1, {rows}) i")
-    async with asyncio.timeout(20):
-        while len(hub.ids) < rows:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
+    await until(lambda: len(hub.ids) >= rows, timeout=20)
+    # A repeat of an earlier page would come before any later row: one more row marks the end.
+    await run_sql(database, "INSERT INTO todos (title) VALUES ('marker')")
+    [(marker,)] = await run_sql(database, "SELECT max(id) FROM gateway.journal")
+    await until(lambda: marker in hub.ids, what="the marker row arrived")
     await listener.stop(task, within=5)
     journal = [r[0] for r in await run_sql(database, "SELECT id FROM gateway.journal ORDER BY id")]
-    assert len(journal) == rows
+    assert len(journal) == rows + 1
     # Page 2 failed before it reached the hub; the retry finished the read from after
     # page 1: every row once, in order (re-reading from the old snapshot would repeat page 1).
     assert hub.ids == journal
@@ -60,11 +62,9 @@ async def test_read_broken_off_mid_page_is_finished_without_duplicates(database:
 # A long listener_check makes a missed wake-up show as a timeout, not as a slow pass.
 
 
-async def _writer_notifications(spy: aiopg.Connection) -> list[str]:
-    payloads = []
-    while not spy.notifies.empty():
-        payloads.append((await spy.notifies.get()).payload)
-    return [p for p in payloads if p != "wake"]
+async def _writer_notifications(spy: aiopg.Connection, dsn: str) -> list[str]:
+    """The writers' notifications ``spy`` got since the last call (a marker ends the wait)."""
+    return [p for p in await notifications_before_marker(spy, dsn) if p != "wake"]
 
 
 async def test_writers_stop_notifying_while_changes_keep_coming(database: str) -> None:
@@ -81,8 +81,7 @@ async def test_writers_stop_notifying_while_changes_keep_coming(database: str) -
 
         await asyncio.gather(*(write(100, f"w{k}-") for k in range(4)))
         events = await client.take(400, timeout=10)
-        await asyncio.sleep(0.1)
-        writer_notifications = await _writer_notifications(spy)
+        writer_notifications = await _writer_notifications(spy, database)
         assert sorted(titles(events)) == sorted(f"w{k}-{i}" for k in range(4) for i in range(100))
         # The first commit woke the listener; from then on it polled and writers stayed quiet.
         assert 1 <= len(writer_notifications) <= 20, writer_notifications
@@ -101,13 +100,13 @@ async def test_listener_does_not_sleep_while_a_quiet_writer_is_in_flight(databas
             async with aiopg.connect(database) as conn, conn.cursor() as cur:
                 await cur.execute("BEGIN")
                 await cur.execute("INSERT INTO todos (title) VALUES ('late')")  # skips NOTIFY: nobody sleeps
-                await asyncio.sleep(2.5)  # well past the listener's settle time (10 polls)
-                assert gw.listener.mode == "polling"  # it could not take the wake lock
-                assert gw.listener._wait_time() == BUSY_POLL_MAX  # and polls less often meanwhile
+                # Past its settle time (10 empty polls) it tried to sleep, could not take the wake
+                # lock, and polls less and less often: it would be HOLDING (and wait 60 s) had it slept.
+                await until(lambda: gw.listener._wait_time() == BUSY_POLL_MAX, what="polling at BUSY_POLL_MAX")
+                assert gw.listener.mode == "polling"
                 await cur.execute("COMMIT")
             assert titles([await client.next(timeout=3)]) == ["late"]
-            await asyncio.sleep(0.1)
-            assert len(await _writer_notifications(spy)) == 1  # 'wakes it' only
+            assert len(await _writer_notifications(spy, database)) == 1  # 'wakes it' only
         await gw.listener_asleep()
         await client.close()
 
@@ -122,7 +121,9 @@ async def test_listener_sleeping_on_another_gateways_lock_is_woken(database: str
             await run_sql(database, f"INSERT INTO todos (title) VALUES ('r{round_}')")
             for client in (a, b):
                 assert titles([await client.next(timeout=3)]) == [f"r{round_}"]
-            await asyncio.sleep(0.5)  # both go back to sleep in between
+            await until(  # both go back to sleep in between
+                lambda: {one.listener.mode, two.listener.mode} == {"holding", "relying"}, what="both asleep again"
+            )
         # The holder's connection dies without a word: the other finds the lock free
         # within RELIANT_CHECK and takes over, so writers go on waking someone.
         holder = one if one.listener.mode == "holding" else two
@@ -148,14 +149,13 @@ async def test_notify_always_and_off_override_the_wake_lock(database: str) -> No
             await cur.execute("LISTEN gateway_journal")
         for mode, expected in (("always", 5), ("off", 0)):
             await gw.listener_asleep()
-            await _writer_notifications(spy)
+            await _writer_notifications(spy, database)
             async with aiopg.connect(database) as conn, conn.cursor() as cur:
                 await cur.execute(f"SET gateway.notify = {mode}")
                 for i in range(5):  # always: each notifies though the listener polls after the first
                     await cur.execute("INSERT INTO todos (title) VALUES (%s)", (f"{mode}{i}",))
             assert titles(await client.take(5, timeout=5)) == [f"{mode}{i}" for i in range(5)]
-            await asyncio.sleep(0.1)
-            assert len(await _writer_notifications(spy)) == expected
+            assert len(await _writer_notifications(spy, database)) == expected
         await client.close()
 
 
@@ -186,6 +186,5 @@ async def test_publish_wakes_a_sleeping_listener_like_a_captured_change(database
         await gw.listener_asleep()
         await run_sql(database, "SELECT gateway.publish('chat/room1', '{\"n\": 1}')")
         assert (await client.next(timeout=3)).json["row"] == {"n": 1}
-        await asyncio.sleep(0.1)
-        assert len(await _writer_notifications(spy)) == 1
+        assert len(await _writer_notifications(spy, database)) == 1
         await client.close()

@@ -10,7 +10,7 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from httpx_sse._models import ServerSentEvent
 
 from gateway.journal import Event
-from gateway.sse import HEARTBEAT, encode_comment, encode_event, encode_message, encode_preamble
+from gateway.sse import HEARTBEAT, encode_comment, encode_event, encode_goodbye, encode_message, encode_preamble
 
 
 def parse(wire: bytes) -> list[ServerSentEvent]:
@@ -166,7 +166,7 @@ def test_event_after_preamble_keeps_its_own_id() -> None:
 def test_multiline_comment_is_one_comment_line_per_line() -> None:
     wire = encode_comment("closing: slow consumer\nreconnect with Last-Event-ID")
 
-    assert wire == b": closing: slow consumer\n: reconnect with Last-Event-ID\n\n"
+    assert wire == b": closing: slow consumer\n: reconnect with Last-Event-ID\n"
     assert parse(wire) == []  # a parser ignores comments entirely
 
 
@@ -176,10 +176,20 @@ def test_comment_between_events_does_not_disturb_them() -> None:
 
     parsed = parse(encode_event(first) + encode_comment("a\r\nb") + HEARTBEAT + encode_event(second))
 
-    # httpx_sse also yields a data-less block for the blank line after a comment once an id was
-    # seen; a browser dispatches nothing for it (the spec skips blocks with an empty data buffer).
-    dispatched = [p for p in parsed if p.data]
-    assert [(p.id, strict_json(p.data)["row"]) for p in dispatched] == [("1", {"n": 1}), ("2", {"n": 2})]
+    assert [(p.id, strict_json(p.data)["row"]) for p in parsed] == [("1", {"n": 1}), ("2", {"n": 2})]
+
+
+def test_heartbeat_and_goodbye_after_an_id_reach_httpx_sse_as_no_event() -> None:
+    """httpx-sse dispatches every blank line once an id was seen: comments must bring none."""
+    event = publish_event('{"n":1}', id_=1)
+    wire = encode_preamble(2000, 0) + HEARTBEAT + encode_event(event) + HEARTBEAT + HEARTBEAT
+    wire += encode_goodbye("server shutting down")
+
+    preamble, *events = parse(wire)
+
+    assert (preamble.id, preamble.retry, preamble.data) == ("0", 2000, "")  # the one empty event
+    assert [(p.id, strict_json(p.data)["row"]) for p in events] == [("1", {"n": 1})]
+    assert HEARTBEAT == b": heartbeat\n" and b"\n\n" not in encode_goodbye("a\nb")
 
 
 def test_encode_message_frames_gateway_event_like_journal_events() -> None:
