@@ -16,7 +16,8 @@ A topic pattern that grants a table topic (``todos``) grants its row topics too
 
 The token comes from ``Authorization: Bearer``, the ``access_token`` query
 parameter, or the ``access_token`` cookie (an EventSource cannot set headers). It
-is never logged: the access log is off, and messages never echo it.
+is never logged: the access log has no query strings or header values, and
+messages never echo it.
 """
 
 from __future__ import annotations

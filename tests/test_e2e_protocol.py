@@ -9,22 +9,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import time
 from collections.abc import Callable
 
 import pytest
 
 from .conftest import RunningGateway, start_gateway
+from .test_e2e_process import gateway_process
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXRoYXQtbXVzdC1uZXZlci1iZS1sb2dnZWQ"
 
 
-def address(gw: RunningGateway) -> tuple[str, int]:
-    host, port = gw.url.removeprefix("http://").split(":")
+def address(gw: RunningGateway | str) -> tuple[str, int]:
+    url = gw if isinstance(gw, str) else gw.url
+    host, port = url.removeprefix("http://").split(":")
     return host, int(port)
 
 
-async def raw(gw: RunningGateway, request: bytes) -> tuple[int, dict[str, str], bytes]:
+async def raw(gw: RunningGateway | str, request: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send ``request`` on a fresh connection, read to the end; (status, headers, body)."""
     reader, writer = await asyncio.open_connection(*address(gw))
     writer.write(request)
@@ -255,3 +258,23 @@ async def test_keep_alive_idle_between_requests_and_live_streams_outlast_the_bou
     assert (await stream.next()).json["row"]["title"] == "still live"
     await stream.close()
     writer.close()
+
+
+async def test_gateway_process_log_has_no_token_and_one_quiet_line_per_malformed_request(database: str) -> None:
+    """The real CLI process, its real log handler: what an operator's log collector would get."""
+    async with gateway_process(database, env={"GATEWAY_LOG_LEVEL": "debug"}) as (proc, url):
+        for request in MALFORMED.values():
+            status, _, _ = await raw(url, request)
+            assert status == 400
+        status, _, _ = await raw(url, b"GET /healthz?marker=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status == 200
+        proc.send_signal(signal.SIGTERM)  # the marker: everything before the exit is in the log
+        assert proc.stderr is not None
+        async with asyncio.timeout(30):
+            log = (await proc.stderr.read()).decode(errors="replace")
+            await proc.wait()
+    lines = log.splitlines()
+    assert sum('"- -" 400 ' in line for line in lines) == len(MALFORMED), log
+    assert any('"GET /healthz" 200 ' in line for line in lines)
+    assert TOKEN[:20] not in log and "café" not in log and "caf\\xc3" not in log and "marker" not in log
+    assert "Traceback" not in log and " ERROR " not in log and " WARNING " not in log, log
