@@ -46,4 +46,5 @@ class AccessLogger(AbstractAccessLogger):
 
 def stream_ended(remote: str | None, method: str, path: str, sent: int, seconds: float) -> None:
     """The line of a live stream, written when it ends (however it ends)."""
-    ACCESS_LOGGER.info(_line(remote, method, path, 200, sent, seconds) + " stream")
+    if ACCESS_LOGGER.isEnabledFor(logging.INFO):
+        ACCESS_LOGGER.info(_line(remote, method, path, 200, sent, seconds) + " stream")

@@ -23,7 +23,9 @@ Internals used (tests/test_aiohttp_adapter.py fails loudly when an upgrade
 changes one): ``RequestHandler.handle_error``, ``finish_response``,
 ``data_received``, ``connection_made``, ``connection_lost``, ``close``,
 ``force_close``, its ``transport``, ``_task_handler`` and ``_request_count``
-(heads parsed so far, errors included); ``web_protocol.ERROR``
+(heads parsed so far, errors included), and setting its ``transport`` to None
+to take a connection over (:func:`take_over`, also the live streams' hand-over);
+``web_protocol.ERROR``
 (the request message of an unparsable request); ``web.Server._kwargs`` and
 ``_loop`` (what the server passes each handler); ``AppRunner._make_server``.
 """
@@ -37,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import http_exceptions, web, web_protocol
+from aiohttp import base_protocol, http_exceptions, web, web_protocol
 
 from .errors import error_response_for, status_error
 
@@ -114,7 +116,8 @@ class GatewayRequestHandler(web_protocol.RequestHandler):
             response: web.StreamResponse = status_error(status, reason)
         else:
             failure = exc if isinstance(exc, Exception) else RuntimeError(f"HTTP {status} below the application")
-            response = error_response_for(request, failure)  # logs a bug with its traceback, as the app does
+            # logs a bug with its traceback, as the app does (it reads only method and path)
+            response = error_response_for(request, failure)  # type: ignore[arg-type]
         response.force_close()
         return response
 
@@ -143,13 +146,9 @@ class GatewayRequestHandler(web_protocol.RequestHandler):
         transport, task = self.transport, self._task_handler
         if transport is None or transport.is_closing() or task is None:
             return
-        self.transport = None  # aiohttp neither writes to nor closes it from now on
-        self.force_close()
-        transport.set_protocol(_Drain(transport))
-        transport.resume_reading()
+        take_over(self, task, _Drain(transport))
         if transport.can_write_eof():
             transport.write_eof()
-        task.add_done_callback(lambda _: self.connection_lost(None))
 
     def _start_head_timer(self) -> None:
         self._stop_head_timer()
@@ -168,6 +167,27 @@ class GatewayRequestHandler(web_protocol.RequestHandler):
             "closed a connection from %s: no complete request head within %g s", self.peername, self._head_timeout
         )
         self.force_close()
+
+
+def take_over(
+    protocol: web_protocol.RequestHandler, task: asyncio.Task[None], new_protocol: asyncio.Protocol
+) -> asyncio.Transport:
+    """Give the connection of aiohttp's ``protocol`` to ``new_protocol``; return its transport.
+
+    From now on aiohttp neither writes to nor closes the connection, nor keeps it for
+    another request; when ``task`` (the request's, ``request.task``) is over, aiohttp's
+    connection object is retired as if the peer had gone, which also takes it off the
+    server's list. A live stream's hand-over (gateway.live) and a refused request's
+    lingering close use it.
+    """
+    transport = protocol.transport
+    assert transport is not None
+    transport.set_protocol(new_protocol)
+    transport.resume_reading()  # aiohttp may have paused it; a client's close must be seen
+    protocol.transport = None
+    protocol.force_close()
+    task.add_done_callback(lambda _: protocol.connection_lost(None))
+    return transport
 
 
 LINGER = 2.0  # seconds a refused request's connection drains the client's bytes before it closes
@@ -229,6 +249,11 @@ class GatewayRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         made = await super()._make_server()  # starts the app and makes aiohttp's own server
+        if not isinstance(getattr(made, "_kwargs", None), dict) or getattr(made, "_loop", None) is None:
+            raise RuntimeError(
+                f"aiohttp {aiohttp.__version__}'s web.Server no longer keeps _kwargs and _loop, which "
+                f"gateway/aiohttp_adapter.py relies on; install aiohttp {' or '.join(TESTED_AIOHTTP)}.x"
+            )
         return GatewayServer(
             made.request_handler,
             request_factory=made.request_factory,
@@ -259,11 +284,10 @@ def aiohttp_problems() -> list[str]:
     for name in ("_request_count", "_task_handler"):
         if name not in web_protocol.RequestHandler.__slots__:
             problems.append(f"RequestHandler.{name}")
+    if "transport" not in base_protocol.BaseProtocol.__slots__:
+        problems.append("RequestHandler.transport")
     if not isinstance(getattr(web_protocol, "ERROR", None), aiohttp.http.RawRequestMessage):
         problems.append("web_protocol.ERROR")
     if not inspect.iscoroutinefunction(getattr(web.AppRunner, "_make_server", None)):
         problems.append("AppRunner._make_server()")
-    server_init = inspect.getsource(web.Server.__init__)
-    if "self._kwargs = kwargs" not in server_init or "self._loop =" not in server_init:
-        problems.append("web.Server._kwargs and _loop")
-    return problems
+    return problems  # web.Server's _kwargs and _loop are checked when the server is made

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from .aiohttp_adapter import take_over
 from .hub import CLIENT_GONE, SLOW_CONSUMER, Hub, Subscriber
 from .sse import encode_goodbye
 
@@ -104,16 +105,9 @@ def hand_over(request: web.Request, hub: Hub, sub: Subscriber, chunked: bool, do
     aiohttp_protocol = request.protocol
     start_task = request.task
     assert transport is not None
-    sink = DirectSink(transport, chunked, sent=request.writer.output_size)  # type: ignore[arg-type]
+    sink = DirectSink(transport, chunked, sent=request.writer.output_size)
     live = LiveStream(sink, sub, done)
     sub.on_close = live.subscription_closed
     hub.attach(sub, sink)  # what queued up since subscribing goes first
-    transport.set_protocol(live)
-    transport.resume_reading()  # aiohttp may have paused it; a client's close must be seen
-    # aiohttp must neither write to nor close the connection from now on, nor keep
-    # it for another request; when the request's task is over, its connection object
-    # is retired as if the peer had gone (which also takes it off the server's list).
-    aiohttp_protocol.transport = None
-    aiohttp_protocol.force_close()
-    start_task.add_done_callback(lambda _: aiohttp_protocol.connection_lost(None))
+    take_over(aiohttp_protocol, start_task, live)
     return sink

@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import re
+import sys
 import time
 from typing import Any
 
@@ -98,7 +99,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     if grant.expires_at is not None:  # a stream lives no longer than its token
         delay = max(0.0, grant.expires_at - time.time())
         expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
-    access_path = request.rel_url.raw_path if request.app[SETTINGS].access_log else None
+    # interned: thousands of streams of /events share one string for their access-log line
+    access_path = sys.intern(request.rel_url.raw_path) if request.app[SETTINGS].access_log else None
     done = StreamEnd(hub, sub, limits, client, expiry, access_path)
     response = HubFedResponse()
     try:
