@@ -115,7 +115,10 @@ class GatewayRequestHandler(web_protocol.RequestHandler):
             # else the access log writes its one line for it
             response: web.StreamResponse = status_error(status, reason)
         else:
-            failure = exc if isinstance(exc, Exception) else RuntimeError(f"HTTP {status} below the application")
+            if isinstance(exc, Exception):
+                failure: Exception = exc
+            else:  # aiohttp passes no exception with its 504 for a handler's TimeoutError
+                failure = TimeoutError() if status == 504 else RuntimeError(f"HTTP {status} below the application")
             # logs a bug with its traceback, as the app does (it reads only method and path)
             response = error_response_for(request, failure)  # type: ignore[arg-type]
         response.force_close()
