@@ -138,7 +138,12 @@ def _short(filename: str) -> str:
 async def run(args: argparse.Namespace, dsn: str | None, client: fanout.ClientProcess) -> None:
     loop = asyncio.get_running_loop()
     app = bare_app() if args.server == "bare" else gateway_app(dsn or "", args.streams)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    if args.server == "bare":
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    else:
+        from gateway.app import create_runner
+
+        runner = create_runner(app)  # what the CLI serves with
     await runner.setup()
     site = web.TCPSite(runner, HOST, 0)
     await site.start()

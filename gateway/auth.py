@@ -7,7 +7,7 @@ unexpired token (401) and refuse a topic or a write the token does not grant (40
 Claims the gateway reads::
 
     {"sub": "user-1", "exp": 1767225600,
-     "topics": ["todos", "chat/*"],   # topic patterns: * matches any text, "/" included
+     "topics": ["todos", "chat/*"],   # topic patterns: only * is a wildcard (any text, "/" included)
      "write": true}                    # or a list of tables: ["todos"]
 
 A topic pattern that grants a table topic (``todos``) grants its row topics too
@@ -16,13 +16,15 @@ A topic pattern that grants a table topic (``todos``) grants its row topics too
 
 The token comes from ``Authorization: Bearer``, the ``access_token`` query
 parameter, or the ``access_token`` cookie (an EventSource cannot set headers). It
-is never logged: the access log is off, and messages never echo it.
+is never logged: the access log has no query strings or header values, and
+messages never echo it.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -33,6 +35,18 @@ from .errors import ApiError
 
 TOKEN_NAME = "access_token"
 _PROTECTED_PREFIXES = ("/events", "/api/", "/api")
+# The last second of the year 9999: a later (or astronomically large) exp is treated
+# as this, so a timer can be set for it and a float can hold it.
+LATEST_EXPIRY = 253402300799
+
+
+def topic_pattern(pattern: str) -> re.Pattern[str]:
+    """A grant pattern as a regex: ``*`` matches any text (``/`` included), nothing else is special.
+
+    Not ``fnmatch``: there ``?`` and ``[...]`` are wildcards too, so ``chat/room?``
+    would grant ``chat/roomZ``; topic names may contain those characters literally.
+    """
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -43,13 +57,15 @@ class Grant:
     write: bool | frozenset[str]
     subject: str | None = None
     expires_at: float | None = None
+    _patterns: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_patterns", tuple(topic_pattern(p) for p in self.topics))
 
     def may_read(self, topic: str) -> bool:
-        for pattern in self.topics:
-            if fnmatch.fnmatchcase(topic, pattern):
-                return True
-            table, slash, _ = topic.partition("/")
-            if slash and fnmatch.fnmatchcase(table, pattern):
+        table, slash, _ = topic.partition("/")
+        for pattern in self._patterns:
+            if pattern.fullmatch(topic) or (slash and pattern.fullmatch(table)):
                 return True
         return False
 
@@ -119,13 +135,25 @@ def _grant_from(claims: dict[str, Any]) -> Grant:
         write_grant = write
     else:
         raise _unauthorized("the token's 'write' claim must be true, false or a list of tables")
+    return Grant(topics=tuple(topics), write=write_grant, subject=claims.get("sub"), expires_at=_expiry(claims))
+
+
+def _expiry(claims: dict[str, Any]) -> float:
+    """The token's ``exp`` as seconds since the epoch, capped at LATEST_EXPIRY.
+
+    PyJWT has checked that ``int(exp)`` is not in the past, which a numeric string
+    (``"1767225600"``) and ``true`` also pass; RFC 7519 makes exp a JSON number, and a
+    stream's end timer needs one, so anything else is refused here. A huge integer
+    (``10**400``) is a valid far future, but no float holds it: it is capped.
+    """
     exp = claims.get("exp")
-    return Grant(
-        topics=tuple(topics),
-        write=write_grant,
-        subject=claims.get("sub"),
-        expires_at=float(exp) if isinstance(exp, (int, float)) else None,
-    )
+    if (
+        isinstance(exp, bool)
+        or not isinstance(exp, (int, float))
+        or (isinstance(exp, float) and not math.isfinite(exp))
+    ):
+        raise _unauthorized("the token's 'exp' claim must be a number: seconds since 1970-01-01 UTC")
+    return float(min(exp, LATEST_EXPIRY))
 
 
 def _token(request: web.Request) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import create_app
+from .app import create_app, create_runner
 from .config import ConfigError, Settings, add_arguments, load_settings
 from .db import DatabaseError, apply_schema, create_pool, redact, start_embedded
 
@@ -106,7 +106,7 @@ async def _init_db(settings: Settings, dsn: str) -> None:
 async def _serve(settings: Settings, dsn: str) -> None:
     stop = _stop_on_signals()  # first: a SIGTERM during start-up must stop us too
     app = create_app(settings, dsn)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=settings.shutdown_timeout)
+    runner = create_runner(app)
     try:
         if not await _unless_stopped(runner.setup(), stop):
             log.info("stopped during start-up")

@@ -231,8 +231,24 @@ class Settings:
         "seconds of silence after which the listener checks its connection",
         "S",
     )
+    request_head_timeout: float = _setting(
+        10.0,
+        "GATEWAY_REQUEST_HEAD_TIMEOUT",
+        _positive_float,
+        "seconds a connection may take to send a complete request head (from opening, or from "
+        "the first byte of its next request) before it is closed",
+        "S",
+    )
     log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL", _log_level, "debug, info, warning, error", "LEVEL")
     log_format: str = _setting("text", "GATEWAY_LOG_FORMAT", _log_format, "text, or json (one object per line)", "FMT")
+    access_log: bool = _setting(
+        True,
+        "GATEWAY_ACCESS_LOG",
+        _flag,
+        "one info line per request on logger gateway.access (method, path without the query, status, "
+        "bytes, duration; a stream when it ends)",
+        "BOOL",
+    )
     shutdown_timeout: float = _setting(
         10.0,
         "GATEWAY_SHUTDOWN_TIMEOUT",

@@ -34,6 +34,11 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
+def status_error(status: int, message: str) -> web.Response:
+    """A JSON error for a bare HTTP status, with the status's code (the protocol layer's refusals)."""
+    return error_response(status, _HTTP_CODES.get(status, "error"), message)
+
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -43,6 +48,7 @@ _HTTP_CODES = {
     409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     422: "constraint_violation",
     429: "too_many_requests",
     503: "unavailable",
@@ -147,6 +153,8 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
     message = exc.reason if exc.status != 413 else str(exc.text or exc.reason)
     if exc.status == 404:
         message = f"no such endpoint: {request.method} {request.path}"
+    elif exc.status == 417:
+        message = "the only Expect header this server meets is Expect: 100-continue"
     elif exc.status == 405:
         message = f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', '')}"
     return error_response(exc.status, _HTTP_CODES.get(exc.status, "error"), message, headers)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from .aiohttp_adapter import take_over
 from .hub import CLIENT_GONE, SLOW_CONSUMER, Hub, Subscriber
 from .sse import encode_goodbye
 
@@ -38,22 +39,26 @@ class DirectSink:
     The hub calls it once per page for each live subscriber; no task wakes up and no
     coroutine runs per write. Returns the bytes the connection still had to send
     before this write (-1 once it is closing): the subscriber's bound is checked
-    against that backlog. A slotted object rather than a closure: one lives as long
-    as its stream.
+    against that backlog. ``sent`` counts the bytes written to the connection, HTTP
+    framing included (for the access log). A slotted object rather than a closure:
+    one lives as long as its stream.
     """
 
-    __slots__ = ("chunked", "transport")
+    __slots__ = ("chunked", "sent", "transport")
 
-    def __init__(self, transport: asyncio.Transport, chunked: bool) -> None:
+    def __init__(self, transport: asyncio.Transport, chunked: bool, sent: int = 0) -> None:
         self.transport = transport
         self.chunked = chunked
+        self.sent = sent
 
     def __call__(self, data: bytes) -> int:
         transport = self.transport
         if transport.is_closing():
             return -1
         backlog = transport.get_write_buffer_size()
-        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data)
+        wire = b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data
+        transport.write(wire)
+        self.sent += len(wire)
         return backlog
 
 
@@ -84,29 +89,25 @@ class LiveStream(asyncio.Protocol):
         self._sink(encode_goodbye(reason))
         if self._sink.chunked:
             transport.write(b"0\r\n\r\n")  # the end of the chunked body
+            self._sink.sent += 5
         transport.close()
         asyncio.get_running_loop().call_later(GOODBYE_GRACE, transport.abort)
 
 
-def hand_over(request: web.Request, hub: Hub, sub: Subscriber, chunked: bool, done: Callable[[], None]) -> None:
+def hand_over(request: web.Request, hub: Hub, sub: Subscriber, chunked: bool, done: Callable[[], None]) -> DirectSink:
     """Make the stream of ``request`` a LiveStream fed by ``hub``; the handler returns next.
 
     The response must be prepared, with nothing to write at its end (see
     HubFedResponse.detach). ``done`` runs when the stream ends, however it ends.
+    Returns the stream's sink, whose ``sent`` counts the bytes of the whole response.
     """
     transport = request.transport
     aiohttp_protocol = request.protocol
     start_task = request.task
     assert transport is not None
-    sink = DirectSink(transport, chunked)  # type: ignore[arg-type]
+    sink = DirectSink(transport, chunked, sent=request.writer.output_size)
     live = LiveStream(sink, sub, done)
     sub.on_close = live.subscription_closed
     hub.attach(sub, sink)  # what queued up since subscribing goes first
-    transport.set_protocol(live)
-    transport.resume_reading()  # aiohttp may have paused it; a client's close must be seen
-    # aiohttp must neither write to nor close the connection from now on, nor keep
-    # it for another request; when the request's task is over, its connection object
-    # is retired as if the peer had gone (which also takes it off the server's list).
-    aiohttp_protocol.transport = None
-    aiohttp_protocol.force_close()
-    start_task.add_done_callback(lambda _: aiohttp_protocol.connection_lost(None))
+    take_over(aiohttp_protocol, start_task, live)
+    return sink

@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import re
+import sys
 import time
 from typing import Any
 
@@ -25,12 +26,13 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp_sse import EventSourceResponse
 
+from .access_log import stream_ended
 from .auth import grant_of
 from .errors import ApiError, error_response_for
 from .hub import CLIENT_GONE, Hub, Subscriber
 from .journal import END_READ, PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
 from .limits import LIMITS, StreamLimits
-from .live import LiveStream, hand_over
+from .live import DirectSink, LiveStream, hand_over
 from .metrics import METRICS, Metrics
 from .sse import encode_event, encode_goodbye, encode_message, encode_preamble
 from .state import HUB, POOL, SETTINGS
@@ -97,7 +99,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     if grant.expires_at is not None:  # a stream lives no longer than its token
         delay = max(0.0, grant.expires_at - time.time())
         expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
-    done = StreamEnd(hub, sub, limits, client, expiry)
+    # interned: thousands of streams of /events share one string for their access-log line
+    access_path = sys.intern(request.rel_url.raw_path) if request.app[SETTINGS].access_log else None
+    done = StreamEnd(hub, sub, limits, client, expiry, access_path)
     response = HubFedResponse()
     try:
         try:
@@ -121,7 +125,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await _goodbye(response, sub.closed_reason)
             return response
         response.detach()
-        hand_over(request, hub, sub, chunked, done)
+        done.sink = hand_over(request, hub, sub, chunked, done)
     except (ConnectionResetError, ConnectionError):
         pass
     finally:
@@ -131,18 +135,31 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 class StreamEnd:
-    """What ends a stream however it ends (in the handler or in its LiveStream): runs once."""
+    """What ends a stream however it ends (in the handler or in its LiveStream): runs once.
 
-    __slots__ = ("client", "expiry", "hub", "limits", "sub")
+    A handed-over stream (``sink`` set) writes its access-log line here, when it
+    ends, if ``access_path`` is set; one that ends in its handler is logged by aiohttp.
+    """
+
+    __slots__ = ("access_path", "client", "expiry", "hub", "limits", "sink", "started", "sub")
 
     def __init__(
-        self, hub: Hub, sub: Subscriber, limits: StreamLimits, client: str, expiry: asyncio.TimerHandle | None
+        self,
+        hub: Hub,
+        sub: Subscriber,
+        limits: StreamLimits,
+        client: str,
+        expiry: asyncio.TimerHandle | None,
+        access_path: str | None = None,
     ) -> None:
         self.hub = hub
         self.sub: Subscriber | None = sub
         self.limits = limits
         self.client = client
         self.expiry = expiry
+        self.access_path = access_path
+        self.started = time.monotonic()
+        self.sink: DirectSink | None = None
 
     def __call__(self) -> None:
         sub, self.sub = self.sub, None
@@ -153,6 +170,8 @@ class StreamEnd:
         self.limits.release(self.client)
         if self.expiry is not None:
             self.expiry.cancel()
+        if self.sink is not None and self.access_path is not None:
+            stream_ended(self.client, "GET", self.access_path, self.sink.sent, time.monotonic() - self.started)
 
 
 class HubFedResponse(EventSourceResponse):
@@ -174,6 +193,11 @@ class HubFedResponse(EventSourceResponse):
         writer = await super().prepare(request)
         self._ping_task = None  # finished at once (see _ping); do not keep a Task per stream
         return writer
+
+    @property
+    def logs_own_end(self) -> bool:
+        """True once handed over: the stream's end writes its access-log line (StreamEnd)."""
+        return self._detached
 
     def detach(self) -> None:
         """The stream goes on without this response: its end writes nothing, closes nothing."""

@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 from aiohttp import web
 
-from gateway.app import create_app
+from gateway.app import create_app, create_runner
 from gateway.config import Settings
 from gateway.db import DEMO_TABLE
 from gateway.state import HUB, LISTENER
@@ -134,7 +134,9 @@ async def run_sql(dsn: str, query: str, params: object = None) -> list[tuple[obj
 
 
 def test_settings(**overrides: object) -> Settings:
-    base = Settings(database_url="postgresql://unused", expose=("todos",), demo=False, heartbeat=15.0)
+    base = Settings(
+        database_url="postgresql://unused", expose=("todos",), demo=False, heartbeat=15.0, shutdown_timeout=5.0
+    )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
@@ -142,7 +144,7 @@ def test_settings(**overrides: object) -> Settings:
 async def start_gateway(dsn: str, port: int = 0, **overrides: object) -> AsyncIterator[RunningGateway]:
     settings = test_settings(database_url=dsn, **overrides)
     app = create_app(settings, dsn)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5)
+    runner = create_runner(app)  # what the CLI serves with: protocol hooks, access log
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
     await site.start()

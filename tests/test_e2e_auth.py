@@ -144,3 +144,32 @@ async def test_cors_allows_only_configured_origins(database: str) -> None:
             assert resp.status == 201 and "Location" in resp.headers["Access-Control-Expose-Headers"]
         async with gw.http.get(gw.url + "/api/todos", headers={"Origin": "https://evil.test"}) as resp:
             assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_exp_that_is_a_numeric_string_or_a_boolean_is_a_401(secured: RunningGateway) -> None:
+    """PyJWT takes int(exp), so "1767225600" passed it; the stream then never ended."""
+    for exp in (str(int(time.time()) + 60), True):
+        token = jwt.encode({"exp": exp, "topics": ["*"], "write": True}, SECRET, algorithm="HS256")
+        assert await status_of(secured, "GET", "/events?topic=todos", token) == 401
+        assert await status_of(secured, "GET", "/api/todos", token) == 401
+        assert await status_of(secured, "POST", "/api/todos", token, json={"title": "x"}) == 401
+    assert secured.hub.statistics().subscribers == 0
+
+
+async def test_exp_too_large_for_a_float_is_a_far_future_not_a_500(secured: RunningGateway) -> None:
+    token = jwt.encode({"exp": 10**400, "topics": ["todos"], "write": True}, SECRET, algorithm="HS256")
+    assert await status_of(secured, "GET", "/api/todos", token) == 200
+    assert await status_of(secured, "POST", "/api/todos", token, json={"title": "far"}) == 201
+    await secured.caught_up()
+    client = await secured.subscribe("todos", access_token=token)
+    await secured.sql("INSERT INTO todos (title) VALUES ('then')")
+    assert (await client.next()).json["row"]["title"] == "then"
+    await client.close()
+
+
+async def test_stream_with_an_integer_exp_ends_at_its_expiry(secured: RunningGateway) -> None:
+    token = jwt.encode({"exp": int(time.time()) + 2, "topics": ["todos"]}, SECRET, algorithm="HS256")
+    client = await secured.subscribe("todos", access_token=token)
+    async with asyncio.timeout(5):
+        await client.ended.wait()
+    assert any("token expired" in comment for comment in client.comments)
