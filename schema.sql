@@ -127,13 +127,15 @@ $$;
 -- (who only ever insert new ids) never wait; the gateway calls it until it
 -- returns 0. Concurrent callers (several gateways) skip instead of queueing.
 --
--- The age limit never deletes a row that could be a late row for the newest row
--- or for the row that becomes pruned_through: clients whose cursor is one of
--- those (an up-to-date client, a refetched one, any client after a quiet period
--- that emptied the journal) resume without a refetch. So while a writer
--- transaction stays open, the age limit keeps what was written since it began.
--- The row limit is a limit: it deletes regardless, and what it deletes is recorded
--- in gateway.retention, whose cursors then get a refetch.
+-- The age limit never deletes a row that could be a late row for the newest row,
+-- so clients whose cursor is the newest id (up-to-date ones, refetched ones, all
+-- of them after a quiet period that emptied the journal) resume without a
+-- refetch. So while a writer transaction stays open, the age limit keeps what was
+-- written since it began. (Doing the same for every kept row would need each
+-- row's tx_xmin, which no index holds; a cursor near the age boundary gets a
+-- refetch instead.) The row limit is a limit: it deletes regardless. What either
+-- deletes is recorded in gateway.retention, whose check refuses the cursors for
+-- which a deleted row could be late.
 CREATE OR REPLACE FUNCTION gateway.prune(max_age interval, max_rows bigint, batch integer DEFAULT 5000)
 RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -143,7 +145,7 @@ DECLARE
     by_age  bigint;
     by_rows bigint;
     cutoff  bigint;
-    anchor  record;
+    newest  record;
     risky   bigint;
     gone    record;
 BEGIN
@@ -159,37 +161,13 @@ BEGIN
                                       WHERE id < oldest + batch ORDER BY id) b
      WHERE created_at < now() - max_age;
 
-    -- The age limit stops below any row that could be late for the newest row...
+    -- The age limit stops below any row that could be late for the newest row.
     IF by_age IS NOT NULL THEN
-        SELECT id, tx, tx_xmin INTO anchor FROM gateway.journal ORDER BY id DESC LIMIT 1;
+        SELECT id, tx, tx_xmin INTO newest FROM gateway.journal ORDER BY id DESC LIMIT 1;
         SELECT min(id) INTO risky FROM gateway.journal
-         WHERE id BETWEEN oldest AND least(by_age, anchor.id - 1) AND tx >= anchor.tx_xmin AND tx <> anchor.tx;
-        IF risky IS NOT NULL THEN
-            by_age := risky - 1;
-        END IF;
+         WHERE id BETWEEN oldest AND least(by_age, newest.id - 1) AND tx >= newest.tx_xmin AND tx <> newest.tx;
+        by_age := least(by_age, risky - 1);
     END IF;
-    -- ...or for the row that would become pruned_through: below it in this batch,
-    -- or deleted by an earlier prune that saw it committed.
-    WHILE by_age >= oldest LOOP
-        SELECT id, tx, tx_xmin INTO anchor FROM gateway.journal
-         WHERE id BETWEEN oldest AND by_age ORDER BY id DESC LIMIT 1;
-        IF NOT FOUND THEN
-            by_age := NULL;
-        ELSIF coalesce(pg_visible_in_snapshot(anchor.tx, kept.pruned_snapshot), false)
-              AND (CASE WHEN anchor.tx = kept.boundary_tx THEN kept.late_tx
-                        ELSE greatest(kept.late_tx, kept.boundary_tx) END) >= anchor.tx_xmin THEN
-            by_age := anchor.id - 1;
-            CONTINUE;
-        ELSE
-            SELECT min(id) INTO risky FROM gateway.journal
-             WHERE id >= oldest AND id < anchor.id AND tx >= anchor.tx_xmin AND tx <> anchor.tx;
-            IF risky IS NOT NULL THEN
-                by_age := risky - 1;
-                CONTINUE;
-            END IF;
-        END IF;
-        EXIT;
-    END LOOP;
 
     SELECT id INTO by_rows FROM gateway.journal ORDER BY id DESC OFFSET max_rows LIMIT 1;
     cutoff := greatest(by_age, CASE WHEN by_rows IS NOT NULL THEN least(by_rows, oldest + batch - 1) END);

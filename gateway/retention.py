@@ -28,7 +28,7 @@ async def prune_once(pool: aiopg.Pool, max_age: float, max_rows: int) -> int:
         while True:
             await cur.execute(_PRUNE, {"age": max_age, "rows": max_rows})
             (deleted,) = await cur.fetchone()
-            total += deleted
+            total += int(deleted)
             if deleted == 0:
                 return total
 
