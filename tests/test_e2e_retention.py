@@ -5,6 +5,7 @@ journal does not make up-to-date clients refetch."""
 from __future__ import annotations
 
 import aiopg
+import pytest
 
 from .conftest import RunningGateway, run_sql, start_gateway
 from .sse_client import Event, SSEClient
@@ -16,9 +17,10 @@ async def _first_after_marker_written(gw: RunningGateway, client: SSEClient) -> 
     return await client.next()
 
 
-async def _late_row_pruned(gw: RunningGateway, prune: str) -> tuple[Event, Event]:
+async def _late_row_pruned(gw: RunningGateway, prune: str, newer: bool = False) -> tuple[Event, Event]:
     """A writer takes journal id L and stays open; a client reads past L and leaves; the
-    writer commits (live subscribers get L); ``prune`` runs. The client's cursor, L's event."""
+    writer commits (live subscribers get L); with ``newer``, one more row is written;
+    ``prune`` runs. The client's cursor, L's event."""
     reader = await gw.subscribe("todos")
     live = await gw.subscribe("todos")
     async with aiopg.connect(gw.dsn) as conn, conn.cursor() as writer:
@@ -31,6 +33,8 @@ async def _late_row_pruned(gw: RunningGateway, prune: str) -> tuple[Event, Event
     late = (await live.take(2))[1]
     assert late.json["row"]["title"] == "late" and int(late.id) < int(past.id)
     await live.close()
+    if newer:
+        await gw.sql("INSERT INTO todos (title) VALUES ('newer')")
     await gw.sql(prune, {"cursor": int(past.id)})
     return past, late
 
@@ -45,12 +49,16 @@ async def _gets_late_row_or_refetch(gw: RunningGateway, past: Event, late: Event
     await resumed.close()
 
 
-async def test_resume_after_an_age_prune_of_a_late_row_gets_it_or_a_refetch(gateway: RunningGateway) -> None:
+@pytest.mark.parametrize("newer", [False, True], ids=["cursor_is_newest", "newer_row_after"])
+async def test_resume_after_an_age_prune_of_a_late_row_gets_it_or_a_refetch(
+    gateway: RunningGateway, newer: bool
+) -> None:
     """L's created_at is its transaction's start, older than the cursor's row: an age
     limit between the two makes the prune take L and keep the cursor's row."""
     past, late = await _late_row_pruned(
         gateway,
         "SELECT gateway.prune(now() - created_at, 1000000) FROM gateway.journal WHERE id = %(cursor)s",
+        newer,
     )
     await _gets_late_row_or_refetch(gateway, past, late)
 
