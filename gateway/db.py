@@ -70,7 +70,10 @@ def first_line(exc: BaseException) -> str:
     TimeoutError) have no message at all, and then the exception's type says what
     happened. Never raises, whatever the exception holds.
     """
-    text = str(exc).strip()
+    try:
+        text = str(exc).strip()
+    except Exception:  # an exception whose __str__ itself fails
+        text = ""
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -48,6 +48,11 @@ async def _journal_rows(dsn: str) -> int:
         return int(count)
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
 @pytest.mark.parametrize(
     ("exc", "line"),
     [
@@ -55,6 +60,7 @@ async def _journal_rows(dsn: str) -> int:
         (RuntimeError("   \n  "), "RuntimeError"),
         (ValueError("first\nDETAIL: second"), "first"),
         (OSError("  padded  "), "padded"),
+        (_Unprintable(), "_Unprintable"),
     ],
 )
 def test_first_line_of_an_exception_never_fails(exc: BaseException, line: str) -> None:
