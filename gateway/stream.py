@@ -26,6 +26,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp_sse import EventSourceResponse
 
 from .auth import grant_of
+from .db import first_line
 from .errors import ApiError, error_response_for
 from .hub import CLIENT_GONE, Hub, Subscriber
 from .journal import (
@@ -230,7 +231,7 @@ async def _replay(
                 await _replay_query(cur, response, metrics, REPLAY_AFTER, {**params, "after": cursor})
             await cur.execute(END_READ)
     except (psycopg2.Error, TimeoutError) as exc:
-        log.warning("replay from %d failed: %s", cursor, exc)
+        log.warning("replay from %d failed: %s", cursor, first_line(exc))
         await _goodbye(response, "replay failed; reconnect to resume")
         return False
     sub.go_live(snap)
