@@ -65,25 +65,74 @@ CREATE TABLE IF NOT EXISTS gateway.exposed (
     since       timestamptz NOT NULL DEFAULT now()
 );
 
--- How far pruning has gone: a cursor at or below pruned_through may have lost
--- events, so its client is told to refetch instead of being resumed with a gap.
+-- What pruning deleted that a resume needs to know. A cursor below pruned_through
+-- (the highest id deleted) may have missed deleted events: its client is told to
+-- refetch. A cursor at or above it may still have missed one: a row with a lower
+-- id that committed after the cursor was delivered (a "late" row, which a resume
+-- finds among the rows below the cursor whose tx >= the cursor row's tx_xmin) and
+-- was deleted since. So the prune also keeps:
+--   boundary_tx, boundary_xmin  tx and tx_xmin of the row pruned_through, so a
+--                               cursor naming that deleted row can still resume;
+--   late_tx                     the largest tx among the other deleted rows (its
+--                               own transaction's rows are never late for a row);
+--   pruned_snapshot             the snapshot of the last prune that deleted rows:
+--                               a row it does not see committed after every
+--                               deleted row, which therefore cannot be late for it.
+-- A cursor whose row is seen by pruned_snapshot and whose tx_xmin is at or below
+-- a deleted tx gets a refetch (gateway/journal.py, resume_verdict).
 CREATE TABLE IF NOT EXISTS gateway.retention (
     one_row         boolean PRIMARY KEY DEFAULT true CHECK (one_row),
-    pruned_through  bigint NOT NULL DEFAULT 0
+    pruned_through  bigint NOT NULL DEFAULT 0,
+    boundary_tx     xid8,
+    boundary_xmin   xid8,
+    late_tx         xid8,
+    pruned_snapshot pg_snapshot
 );
 INSERT INTO gateway.retention DEFAULT VALUES ON CONFLICT DO NOTHING;
+
+-- A retention table from before late_tx: what its prunes deleted is unknown, so
+-- every cursor written before now is treated as possibly short (one refetch per
+-- such client), unless nothing was ever pruned.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = 'gateway.retention'::regclass AND attname = 'late_tx' AND NOT attisdropped) THEN
+        ALTER TABLE gateway.retention
+            ADD COLUMN boundary_tx xid8, ADD COLUMN boundary_xmin xid8,
+            ADD COLUMN late_tx xid8, ADD COLUMN pruned_snapshot pg_snapshot;
+        UPDATE gateway.retention
+           SET late_tx = pg_snapshot_xmax(pg_current_snapshot()), pruned_snapshot = pg_current_snapshot()
+         WHERE pruned_through > 0;
+    END IF;
+END
+$$;
 
 -- Delete one batch of journal rows older than max_age or beyond the newest
 -- max_rows; return how many went. Short batches keep locks short, so writers
 -- (who only ever insert new ids) never wait; the gateway calls it until it
 -- returns 0. Concurrent callers (several gateways) skip instead of queueing.
+--
+-- The age limit never deletes a row that could be a late row for the newest row,
+-- so clients whose cursor is the newest id (up-to-date ones, refetched ones, all
+-- of them after a quiet period that emptied the journal) resume without a
+-- refetch. So while a writer transaction stays open, the age limit keeps what was
+-- written since it began. (Doing the same for every kept row would need each
+-- row's tx_xmin, which no index holds; a cursor near the age boundary gets a
+-- refetch instead.) The row limit is a limit: it deletes regardless. What either
+-- deletes is recorded in gateway.retention, whose check refuses the cursors for
+-- which a deleted row could be late.
 CREATE OR REPLACE FUNCTION gateway.prune(max_age interval, max_rows bigint, batch integer DEFAULT 5000)
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
+    kept    gateway.retention%ROWTYPE;
     oldest  bigint;
+    by_age  bigint;
+    by_rows bigint;
     cutoff  bigint;
-    deleted integer;
+    newest  record;
+    risky   bigint;
+    gone    record;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(1735549285) THEN
         RETURN 0;
@@ -92,19 +141,45 @@ BEGIN
     IF oldest IS NULL THEN
         RETURN 0;
     END IF;
-    SELECT greatest(
-               (SELECT max(id) FROM (SELECT id, created_at FROM gateway.journal
+    SELECT * INTO kept FROM gateway.retention;
+    SELECT max(id) INTO by_age FROM (SELECT id, created_at FROM gateway.journal
                                       WHERE id < oldest + batch ORDER BY id) b
-                 WHERE created_at < now() - max_age),
-               (SELECT id FROM gateway.journal ORDER BY id DESC OFFSET max_rows LIMIT 1))
-      INTO cutoff;
-    IF cutoff IS NULL THEN
+     WHERE created_at < now() - max_age;
+
+    -- The age limit stops below any row that could be late for the newest row.
+    IF by_age IS NOT NULL THEN
+        SELECT id, tx, tx_xmin INTO newest FROM gateway.journal ORDER BY id DESC LIMIT 1;
+        SELECT min(id) INTO risky FROM gateway.journal
+         WHERE id BETWEEN oldest AND least(by_age, newest.id - 1) AND tx >= newest.tx_xmin AND tx <> newest.tx;
+        by_age := least(by_age, risky - 1);
+    END IF;
+
+    SELECT id INTO by_rows FROM gateway.journal ORDER BY id DESC OFFSET max_rows LIMIT 1;
+    cutoff := greatest(by_age, CASE WHEN by_rows IS NOT NULL THEN least(by_rows, oldest + batch - 1) END);
+    IF cutoff IS NULL OR cutoff < oldest THEN
         RETURN 0;
     END IF;
-    cutoff := least(cutoff, oldest + batch - 1);
-    DELETE FROM gateway.journal WHERE id <= cutoff;
-    GET DIAGNOSTICS deleted = ROW_COUNT;
-    UPDATE gateway.retention SET pruned_through = greatest(pruned_through, cutoff);
-    RETURN deleted;
+
+    WITH deleted AS (DELETE FROM gateway.journal WHERE id <= cutoff RETURNING id, tx, tx_xmin),
+         top AS (SELECT id, tx, tx_xmin FROM deleted ORDER BY id DESC LIMIT 1)
+    SELECT (SELECT count(*) FROM deleted)::integer AS n, top.id, top.tx, top.tx_xmin,
+           (SELECT d.tx FROM deleted d WHERE d.tx <> top.tx ORDER BY d.tx DESC LIMIT 1) AS other_tx,
+           (SELECT d.tx FROM deleted d ORDER BY d.tx DESC LIMIT 1) AS any_tx
+      INTO gone
+      FROM top;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    IF gone.id > kept.pruned_through THEN  -- a new boundary row; the old one is now an ordinary deleted row
+        UPDATE gateway.retention
+           SET pruned_through = gone.id, boundary_tx = gone.tx, boundary_xmin = gone.tx_xmin,
+               late_tx = greatest(late_tx, gone.other_tx,
+                                  CASE WHEN boundary_tx <> gone.tx THEN boundary_tx END),
+               pruned_snapshot = pg_current_snapshot();
+    ELSE  -- rows below the boundary that committed after an earlier prune passed them
+        UPDATE gateway.retention
+           SET late_tx = greatest(late_tx, gone.any_tx), pruned_snapshot = pg_current_snapshot();
+    END IF;
+    RETURN gone.n;
 END
 $$;

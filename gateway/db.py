@@ -107,9 +107,22 @@ def read_sql(name: str) -> str:
     return resources.files("gateway").joinpath("sql", name).read_text(encoding="utf-8")
 
 
-def describe_connect_error(dsn: str, exc: Exception) -> str:
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"cannot connect to the database ({redact(dsn)}): {first_line}"
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, fit for a one-line log entry.
+
+    psycopg2 messages run on with DETAIL and HINT lines; some exceptions (aiopg's
+    TimeoutError) have no message at all, and then the exception's type says what
+    happened. Never raises, whatever the exception holds.
+    """
+    try:
+        text = str(exc).strip()
+    except Exception:  # an exception whose __str__ itself fails
+        text = ""
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def describe_connect_error(dsn: str, exc: BaseException) -> str:
+    return f"cannot connect to the database ({redact(dsn)}): {first_line(exc)}"
 
 
 def redact(dsn: str) -> str:

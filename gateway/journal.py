@@ -18,6 +18,13 @@ and A commit later. Two readers must never skip A:
   plus rows below N whose tx >= tx_xmin(N). The second set may repeat events the
   client had: duplicates across a resume carry the same id, as promised.
 
+* Pruning deletes rows a resume might need: everything above a cursor below
+  pruned_through, and, for any cursor, a late row (lower id, committed after the
+  cursor was delivered) that went with older ones. gateway.prune() records what
+  it deleted in gateway.retention; resume_verdict() refuses (refetch) any cursor
+  for which a deleted row could be one the replay rule above would send, and
+  resumes every other, including a cursor whose own row was the last one pruned.
+
 Everything here is pure data and SQL text except the two small fetch functions.
 """
 
@@ -32,7 +39,10 @@ PAGE_ROWS = 2000
 
 _COLUMNS = 'id, tx::text, topic, table_name, op, pk, "row"::text, old::text'
 
-CURRENT_POSITION = "SELECT pg_current_snapshot()::text, coalesce((SELECT max(id) FROM gateway.journal), 0)"
+# The newest id: a journal that pruning emptied keeps its place in pruned_through.
+CURRENT_POSITION = """
+SELECT pg_current_snapshot()::text,
+       greatest((SELECT max(id) FROM gateway.journal), (SELECT pruned_through FROM gateway.retention), 0)"""
 
 # The listener's read runs in one REPEATABLE READ transaction: its snapshot S (the
 # first statement's) is the one returned, and every row the cursor yields is visible
@@ -62,11 +72,15 @@ FETCH_NEWLY_VISIBLE = f"FETCH {PAGE_ROWS} FROM newly_visible"
 
 END_READ = "COMMIT"
 
+# What resume_verdict() decides on, read in the replay's snapshot (see ResumePoint).
 RESUME_POINT = """
-SELECT pg_current_snapshot()::text,
-       (SELECT tx_xmin::text FROM gateway.journal WHERE id <= %(cursor)s ORDER BY id DESC LIMIT 1),
-       (SELECT pruned_through FROM gateway.retention),
-       coalesce((SELECT max(id) FROM gateway.journal), 0)
+SELECT pg_current_snapshot()::text, r.pruned_through,
+       greatest((SELECT max(id) FROM gateway.journal), r.pruned_through),
+       r.boundary_tx::text, r.boundary_xmin::text, r.late_tx::text, r.pruned_snapshot::text,
+       below.id, below.tx::text, below.tx_xmin::text
+  FROM gateway.retention r
+  LEFT JOIN LATERAL (SELECT id, tx, tx_xmin FROM gateway.journal
+                      WHERE id <= %(cursor)s ORDER BY id DESC LIMIT 1) below ON true
 """
 
 _TOPIC_FILTER = "(topic = ANY(%(topics)s) OR (pk IS NOT NULL AND topic || '/' || pk = ANY(%(topics)s)))"
@@ -166,6 +180,96 @@ class Snapshot:
     def sees(self, tx: int) -> bool:
         """True if transaction ``tx`` (known to have committed) is visible to this snapshot."""
         return tx < self.xmin or (tx < self.xmax and tx not in self.xip)
+
+
+CURSOR_EXPIRED = "cursor_expired"
+CURSOR_UNKNOWN = "cursor_unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """The facts a resume from a cursor is decided on (RESUME_POINT's row).
+
+    ``below_*`` is the newest journal row at or below the cursor: the cursor's own
+    row when it is kept. The rest is gateway.retention (schema.sql says what each
+    column means); ``newest`` is the highest id, kept or pruned.
+    """
+
+    snapshot: Snapshot
+    pruned_through: int
+    newest: int
+    boundary_tx: int | None
+    boundary_xmin: int | None
+    late_tx: int | None
+    pruned_snapshot: Snapshot | None
+    below_id: int | None
+    below_tx: int | None
+    below_xmin: int | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ResumePoint:
+        snap, pruned, newest, b_tx, b_xmin, late, pruned_snap, below_id, below_tx, below_xmin = row
+        return cls(
+            Snapshot.parse(snap),
+            int(pruned),
+            int(newest),
+            _int(b_tx),
+            _int(b_xmin),
+            _int(late),
+            Snapshot.parse(pruned_snap) if pruned_snap is not None else None,
+            _int(below_id),
+            _int(below_tx),
+            _int(below_xmin),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Resume (``refetch`` is None: replay rows below the cursor with tx >= ``tx_xmin``)
+    or refetch, for the reason given."""
+
+    refetch: str | None
+    tx_xmin: int = 0
+
+
+def resume_verdict(cursor: int, point: ResumePoint) -> Verdict:
+    """Whether a resume from ``cursor`` can send everything after it, or must refetch.
+
+    Refused: a cursor below pruned_through (events after it were deleted), above
+    every id (not from this database), or one for which a deleted row could be a
+    late row: its tx at or above the cursor row's tx_xmin, another transaction than
+    the cursor's, and the cursor's row committed before that prune (a row the
+    prune's snapshot does not see committed after everything it deleted). Deleted
+    rows of the boundary's transaction are counted apart (boundary_tx), so the
+    cursor that names the last pruned row resumes: after a quiet period that
+    emptied the journal, that is every up-to-date client.
+    """
+    if cursor < point.pruned_through:
+        return Verdict(CURSOR_EXPIRED)
+    if cursor > point.newest:
+        return Verdict(CURSOR_UNKNOWN)
+    pruned = point.pruned_through > 0
+    tx: int | None
+    xmin: int | None
+    if point.below_id == cursor:
+        tx, xmin = point.below_tx, point.below_xmin
+    elif pruned and cursor == point.pruned_through:
+        tx, xmin = point.boundary_tx, point.boundary_xmin
+    else:  # an id no committed row has: bound it by the rows around it
+        bounds = [x for x in (point.below_xmin, point.boundary_xmin) if x is not None]
+        tx, xmin = None, min(bounds) if bounds else (None if pruned else 0)
+    risk = point.late_tx
+    if point.boundary_tx is not None and cursor != point.pruned_through and tx != point.boundary_tx:
+        risk = point.boundary_tx if risk is None else max(risk, point.boundary_tx)
+    if risk is not None:
+        before_prune = tx is None or point.pruned_snapshot is None or point.pruned_snapshot.sees(tx)
+        if before_prune and (xmin is None or risk >= xmin):
+            return Verdict(CURSOR_EXPIRED)
+    return Verdict(None, xmin or 0)
+
+
+def _int(value: object) -> int | None:
+    return None if value is None else int(str(value))
 
 
 async def begin_read(cur: Any) -> Snapshot:

@@ -45,7 +45,7 @@ import aiopg
 import psycopg2
 import psycopg2.extensions
 
-from .db import describe_connect_error
+from .db import describe_connect_error, first_line
 from .hub import Hub
 from .journal import CURRENT_POSITION, Snapshot, begin_read, end_read, newly_visible
 
@@ -158,7 +158,7 @@ class Listener:
                     return
                 if self.connected:
                     self.reconnects += 1
-                    log.warning("listener lost its database connection (%s); reconnecting", _first_line(exc))
+                    log.warning("listener lost its database connection (%s); reconnecting", first_line(exc))
                     backoff = 0.1
                 elif not self._down:
                     log.warning("listener cannot connect: %s; retrying", describe_connect_error(self._dsn, exc))
@@ -279,8 +279,3 @@ async def _wait(notifies: asyncio.Queue[Any], seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -28,9 +28,19 @@ from aiohttp_sse import EventSourceResponse
 
 from .access_log import stream_ended
 from .auth import grant_of
+from .db import first_line
 from .errors import ApiError, error_response_for
 from .hub import CLIENT_GONE, Hub, Subscriber
-from .journal import END_READ, PAGE_ROWS, REPLAY_AFTER, REPLAY_LATE, RESUME_POINT, Snapshot, event_from_row
+from .journal import (
+    END_READ,
+    PAGE_ROWS,
+    REPLAY_AFTER,
+    REPLAY_LATE,
+    RESUME_POINT,
+    ResumePoint,
+    event_from_row,
+    resume_verdict,
+)
 from .limits import LIMITS, StreamLimits
 from .live import DirectSink, LiveStream, hand_over
 from .metrics import METRICS, Metrics
@@ -233,19 +243,19 @@ async def _replay(
         async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
             await cur.execute(BEGIN_REPLAY)
             await cur.execute(RESUME_POINT, {"cursor": cursor})
-            snap_text, tx_xmin, pruned_through, newest = await cur.fetchone()
-            snap = Snapshot.parse(snap_text)
-            if cursor < pruned_through or cursor > newest:
-                reason = "cursor_expired" if cursor < pruned_through else "cursor_unknown"
-                data = json.dumps({"reason": reason, "cursor": cursor, "resume_from": newest})
-                await _replay_write(response, metrics, encode_message("refetch", data, event_id=newest))
+            point = ResumePoint.from_row(await cur.fetchone())
+            snap = point.snapshot
+            verdict = resume_verdict(cursor, point)
+            if verdict.refetch is not None:
+                data = json.dumps({"reason": verdict.refetch, "cursor": cursor, "resume_from": point.newest})
+                await _replay_write(response, metrics, encode_message("refetch", data, event_id=point.newest))
             else:
-                params = {"cursor": cursor, "tx_xmin": tx_xmin or "0", "snap": snap.text, "topics": topics}
+                params = {"cursor": cursor, "tx_xmin": str(verdict.tx_xmin), "snap": snap.text, "topics": topics}
                 await _replay_query(cur, response, metrics, REPLAY_LATE, {**params, "after": 0})
                 await _replay_query(cur, response, metrics, REPLAY_AFTER, {**params, "after": cursor})
             await cur.execute(END_READ)
     except (psycopg2.Error, TimeoutError) as exc:
-        log.warning("replay from %d failed: %s", cursor, exc)
+        log.warning("replay from %d failed: %s", cursor, first_line(exc))
         await _goodbye(response, "replay failed; reconnect to resume")
         return False
     sub.go_live(snap)

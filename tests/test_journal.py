@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.journal import Event, Snapshot, event_from_row
+from gateway.journal import Event, ResumePoint, Snapshot, Verdict, event_from_row, resume_verdict
 
 
 def row_event(op: str, row: str | None, old: str | None = None, pk: str | None = "42") -> Event:
@@ -153,3 +153,97 @@ def test_event_from_row_keeps_nulls_of_a_publish() -> None:
 
     assert (event.table, event.pk, event.row, event.old) == (None, None, None, None)
     assert event.topics == ("chat",)
+
+
+# Resume verdicts: cursor 100 is the client's; rows 90 (pruned_through) and below are gone.
+
+SNAP = Snapshot.parse("900:900:")
+
+
+def point(**changes: object) -> ResumePoint:
+    base = {
+        "snapshot": SNAP,
+        "pruned_through": 90,
+        "newest": 120,
+        "boundary_tx": 600,
+        "boundary_xmin": 590,
+        "late_tx": 580,
+        "pruned_snapshot": Snapshot.parse("700:700:"),
+        "below_id": 100,
+        "below_tx": 650,
+        "below_xmin": 640,
+    }
+    return ResumePoint(**{**base, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("cursor", "facts", "verdict"),
+    [
+        # nothing pruned yet: replay from the cursor row's xmin
+        (
+            100,
+            {"pruned_through": 0, "boundary_tx": None, "boundary_xmin": None, "late_tx": None, "pruned_snapshot": None},
+            Verdict(None, 640),
+        ),
+        # a fresh database: cursor 0, no rows
+        (
+            0,
+            {
+                "pruned_through": 0,
+                "newest": 0,
+                "boundary_tx": None,
+                "boundary_xmin": None,
+                "late_tx": None,
+                "pruned_snapshot": None,
+                "below_id": None,
+                "below_tx": None,
+                "below_xmin": None,
+            },
+            Verdict(None, 0),
+        ),
+        # every deleted row committed before the cursor's writer looked: resume
+        (100, {}, Verdict(None, 640)),
+        (89, {}, Verdict("cursor_expired")),  # events after it were deleted
+        (121, {}, Verdict("cursor_unknown")),  # not from this database
+        # the cursor names the last pruned row: its recorded xmin bounds the replay
+        (90, {"below_id": 80, "below_tx": 500, "below_xmin": 400}, Verdict(None, 590)),
+        # ...unless another deleted transaction could have committed after it
+        (90, {"below_id": None, "late_tx": 595}, Verdict("cursor_expired")),
+        # the boundary row could be late for the cursor (item 7: it committed after the
+        # cursor's row was delivered, then went with older rows)
+        (100, {"boundary_tx": 645}, Verdict("cursor_expired")),
+        (100, {"late_tx": 640}, Verdict("cursor_expired")),
+        # the same, but the cursor's row committed after that prune: nothing deleted is late for it
+        (100, {"boundary_tx": 645, "pruned_snapshot": Snapshot.parse("600:650:")}, Verdict(None, 640)),
+        # deleted rows of the cursor's own transaction are never late for it
+        (100, {"boundary_tx": 650}, Verdict(None, 640)),
+        # the journal emptied: the position is pruned_through, and it resumes
+        (90, {"newest": 90, "below_id": None, "below_tx": None, "below_xmin": None}, Verdict(None, 590)),
+        # a journal pruned before the prune kept these facts: its old cursors refetch once
+        (90, {"boundary_tx": None, "boundary_xmin": None, "late_tx": 700, "below_id": None}, Verdict("cursor_expired")),
+        (100, {"boundary_tx": None, "boundary_xmin": None, "late_tx": 700}, Verdict("cursor_expired")),
+        # an id no row has (rolled back, never sent): bounded by the row below it...
+        (
+            95,
+            {
+                "pruned_through": 0,
+                "boundary_tx": None,
+                "boundary_xmin": None,
+                "late_tx": None,
+                "below_id": 80,
+                "below_xmin": 400,
+            },
+            Verdict(None, 400),
+        ),
+        # ...and, not knowing its transaction, refused once anything was pruned
+        (95, {"below_id": 80, "below_tx": 500, "below_xmin": 400}, Verdict("cursor_expired")),
+    ],
+)
+def test_resume_verdict(cursor: int, facts: dict[str, object], verdict: Verdict) -> None:
+    assert resume_verdict(cursor, point(**facts)) == verdict
+
+
+def test_resume_point_reads_the_row_of_resume_point() -> None:
+    row = ("900:900:", 90, 120, "600", "590", None, "700:700:", 100, "650", "640")
+
+    assert ResumePoint.from_row(row) == point(late_tx=None)
