@@ -12,43 +12,47 @@ of plain SQL, so it alone decides what is valid and nothing is changed on the wa
 * a filter compares the column with the value as sent, so a value longer than the
   column matches no row rather than the row holding its first n characters;
 * an array goes as one array literal (``{"a","b",NULL}``), not as ``ARRAY[...]``,
-  which psycopg2 would send typed ``text[]``.
+  which psycopg2 would send typed ``text[]``;
+* a number is the literal the client sent (a :class:`~gateway.exactjson.Number`),
+  digit for digit, alone or inside an array or a json/jsonb document.
 
 psycopg2 quotes each literal itself; no request text is ever part of the SQL.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .catalog import Column
 from .errors import ApiError
+from .exactjson import JSONError, dumps
 
 
 def to_param(column: Column, value: Any) -> str | None:
-    """The literal text for ``column`` (None for SQL NULL), or a 400 for a value of the wrong shape."""
+    """The literal text for ``column`` (None for SQL NULL), or a 400 for a value of the wrong shape.
+
+    ``value`` comes from :func:`gateway.exactjson.loads`: its numbers are Numbers.
+    """
     if value is None:
         return None
     if column.is_json:
-        return json_text(value)
+        try:
+            return dumps(value)
+        except JSONError as exc:
+            raise ApiError(400, "bad_json", f"column {column.name!r}: {exc}") from None
     if isinstance(value, list) and column.is_array:
         return array_literal(column, value)
-    if isinstance(value, (bool, int, float, str)):
+    if isinstance(value, (bool, str)):
         return _scalar(value)
     kind = "an array" if isinstance(value, list) else "an object"
     raise ApiError(400, "bad_value", f"column {column.name!r} is {column.type_sql}; got {kind}")
-
-
-def json_text(value: Any) -> str:
-    return json.dumps(value)
 
 
 def array_literal(column: Column, items: list[Any]) -> str:
     """``{"a","b\\"c",NULL}``: every element double-quoted, so no text can split it."""
     elements = []
     for item in items:
-        if isinstance(item, (dict, list)):
+        if not (item is None or isinstance(item, (bool, str))):
             raise ApiError(400, "bad_value", f"column {column.name!r} takes a flat array of scalars")
         if item is None:
             elements.append("NULL")
@@ -58,9 +62,7 @@ def array_literal(column: Column, items: list[Any]) -> str:
     return "{" + ",".join(elements) + "}"
 
 
-def _scalar(value: bool | int | float | str) -> str:
+def _scalar(value: bool | str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return str(value)
-    return repr(value)
+    return str(value)  # a Number's text, or a string

@@ -10,7 +10,6 @@ into an event.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +17,7 @@ import aiopg
 from aiohttp import web
 from psycopg2 import sql
 
+from . import exactjson
 from .auth import grant_of
 from .catalog import Column, Table
 from .errors import ApiError
@@ -69,8 +69,8 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
         )
     raw = await request.read()  # raises 413 past client_max_size
     try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = exactjson.loads(raw or b"null")
+    except exactjson.JSONError as exc:
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object of column: value")

@@ -147,3 +147,106 @@ async def test_a_longer_key_in_the_path_addresses_no_row(gw: RunningGateway) -> 
     assert await gw.sql("SELECT code, note FROM codes") == [("abcde", "keep")]
     status, answer = await _post(gw, "/api/codes", b'{"code": "abcdefgh"}')
     assert status == 400 and "character varying(5)" in answer["error"]["message"]
+
+
+# (column, the value as JSON text, the same value as a SQL literal, digits it must keep)
+NUMBERS = [
+    ("n", "1182751036259450098810.880", "1182751036259450098810.880", "1182751036259450098810.880"),
+    ("n", "0.1000000000000000055511151231257827", "0.1000000000000000055511151231257827", "055511151231257827"),
+    ("n", "-1.50e-3", "-1.50e-3", "-0.00150"),
+    ("n", "1e400", "1e400", "1" + "0" * 400),
+    ("i", "9223372036854775807", "9223372036854775807", "9223372036854775807"),
+    ("f", "0.1000000000000000055511151231257827", "0.1000000000000000055511151231257827", "0.1"),
+    ("f", "4.9e-324", "4.9e-324", "e-324"),
+    ("j", '{"x": 123456789012345678901234567890.123456789}', '{"x":123456789012345678901234567890.123456789}', ""),
+    ("jb", '{"x": 123456789012345678901234567890.123456789}', '{"x":123456789012345678901234567890.123456789}', ""),
+    ("jb", "[1e400, -0.0, 100]", "[1e400, -0.0, 100]", "1" + "0" * 400),
+    ("na", "[0.10, 1e-400, 12]", "{0.10,1e-400,12}", "{0.10,0.0000"),
+]
+
+
+@pytest.mark.parametrize(
+    ("column", "body", "literal", "digits"), NUMBERS, ids=[f"{c}={b[:40]}" for c, b, _, _ in NUMBERS]
+)
+async def test_a_number_reaches_postgres_digit_for_digit(
+    gw: RunningGateway, column: str, body: str, literal: str, digits: str
+) -> None:
+    stored, error = await _plain_sql(gw, column, literal)
+    assert error is None and stored is not None and (digits or "123456789012345678901234567890.123456789") in stored
+    client = await gw.subscribe("vals/2")
+    status, _ = await _post(gw, "/api/vals", f'{{"id": 2, "{column}": {body}}}'.encode())
+    assert status == 201
+    assert await gw.sql(f"SELECT {column}::text FROM vals WHERE id = 2") == [(stored,)]
+    event = await client.next()
+    (row_json,) = (await gw.sql("SELECT row_to_json(x.*)::text FROM vals x WHERE id = 2"))[0]
+    assert f'"row":{row_json}' in event.data  # the event carries Postgres' text, not a re-encoding
+    await client.close()
+
+
+async def test_a_number_in_a_patch_and_a_filter_keeps_its_digits(gw: RunningGateway) -> None:
+    await gw.sql("INSERT INTO vals (id) VALUES (1), (2)")
+    body = b'{"n": 1182751036259450098810.880, "jb": {"x": 0.1000000000000000055511151231257827}}'
+    headers = {"Content-Type": "application/json"}
+    async with gw.http.patch(gw.url + "/api/vals/1", data=body, headers=headers) as resp:
+        assert resp.status == 200 and '"n":1182751036259450098810.880' in await resp.text()
+    assert await gw.sql("SELECT n::text, jb::text FROM vals WHERE id = 1") == [
+        ("1182751036259450098810.880", '{"x": 0.1000000000000000055511151231257827}')
+    ]
+    status, rows = await _get(gw, "/api/vals?n=1182751036259450098810.880")
+    assert status == 200 and [r["id"] for r in rows] == [1]
+    status, rows = await _get(gw, "/api/vals?n=1182751036259450098810.88")  # numeric equality, not text
+    assert status == 200 and [r["id"] for r in rows] == [1]
+    assert await _get(gw, "/api/vals?n=1182751036259450200000") == (200, [])  # what a float made of it
+
+
+@pytest.mark.parametrize(
+    ("column", "body", "message"),
+    [
+        ("f", "1e400", "is out of range for type double precision"),
+        ("i", "9223372036854775808", "out of range for type bigint"),
+        ("i", "1.5", "invalid input syntax for type bigint"),
+        ("na", "[1, 1e999999999]", "value overflows numeric format"),
+    ],
+)
+async def test_a_number_the_column_cannot_hold_is_a_400_with_postgres_message(
+    gw: RunningGateway, column: str, body: str, message: str
+) -> None:
+    status, answer = await _post(gw, "/api/vals", f'{{"id": 1, "{column}": {body}}}'.encode())
+    assert status == 400 and answer["error"]["code"] == "bad_value"
+    assert message in answer["error"]["message"]
+    assert await gw.sql("SELECT count(*) FROM vals") == [(0,)]
+
+
+NOT_JSON = [
+    '{"id": 1, "f": NaN}',
+    '{"id": 1, "f": Infinity}',
+    '{"id": 1, "n": -Infinity}',
+    '{"id": 1, "jb": {"x": [NaN]}}',
+    '{"id": 1, "j": Infinity}',
+    '{"id": 1, "na": [1, -Infinity]}',
+    "[" * 20_000,
+    "[" * 20_000 + "]" * 20_000,
+    '{"id": 1, "jb": ' + "[" * 257 + "]" * 257 + "}",
+    '{"id": 1, "v": ' + '{"a":' * 1_000 + "1" + "}" * 1_000 + "}",
+]
+
+
+@pytest.mark.parametrize("body", NOT_JSON, ids=[b[:30] + f"... ({len(b)} chars)" for b in NOT_JSON])
+async def test_not_json_or_nested_too_deep_is_a_400_bad_json(
+    gw: RunningGateway, body: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for method, path in (("POST", "/api/vals"), ("PATCH", "/api/vals/1")):
+        headers = {"Content-Type": "application/json"}
+        async with gw.http.request(method, gw.url + path, data=body.encode(), headers=headers) as resp:
+            assert resp.status == 400, await resp.text()
+            error = (await resp.json())["error"]
+        assert error["code"] == "bad_json"
+    assert await gw.sql("SELECT count(*) FROM vals") == [(0,)]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+async def test_json_nested_to_the_limit_is_stored_exactly(gw: RunningGateway) -> None:
+    document = "[" * 255 + "0.10" + "]" * 255  # 256 levels with the body's object
+    status, _ = await _post(gw, "/api/vals", f'{{"id": 1, "jb": {document}, "j": {document}}}'.encode())
+    assert status == 201
+    assert await gw.sql("SELECT j::text, jb::text FROM vals") == [(document, document)]
