@@ -49,6 +49,7 @@ class Column:
     type_name: str  # pg_type.typname, for messages and JSON handling
     is_json: bool
     is_array: bool
+    is_composite: bool  # a row type, or a domain over one (a domain has its base's category)
     not_null: bool
     has_default: bool
     generated: bool  # GENERATED ALWAYS: the database sets it, a client may not
@@ -84,6 +85,7 @@ async def load_table(cur: Any, name: str) -> Table:
             type_name=typname,
             is_json=typname in ("json", "jsonb"),
             is_array=category == "A",
+            is_composite=category == "C",
             not_null=not_null,
             has_default=has_default,
             generated=generated,

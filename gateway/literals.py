@@ -10,7 +10,9 @@ of plain SQL, so it alone decides what is valid and nothing is changed on the wa
   such as ``'abcdefgh'::varchar(5)`` would silently keep ``'abcde'``);
   ``numeric(p,s)`` and ``timestamp(p)`` round as they do for any client;
 * a filter compares the column with the value as sent, so a value longer than the
-  column matches no row rather than the row holding its first n characters;
+  column matches no row rather than the row holding its first n characters (only a
+  composite column's value is cast to its row type, which has no modifier: Postgres
+  cannot read an untyped literal as a record);
 * an array goes as one array literal (``{"a","b",NULL}``), not as ``ARRAY[...]``,
   which psycopg2 would send typed ``text[]``;
 * a number is the literal the client sent (a :class:`~gateway.exactjson.Number`),

@@ -87,6 +87,18 @@ def _writable(table: Table, body: dict[str, Any]) -> list[tuple[Column, Any]]:
     return pairs
 
 
+def _comparand(column: Column) -> sql.Composable:
+    """The value a column is compared with: an untyped literal, as in plain SQL.
+
+    Except for a composite column: its ``=`` takes any record, and Postgres cannot
+    read an untyped literal as a record of no known type, so the value is cast to
+    the column's type (a row type has no modifier that a cast could apply).
+    """
+    if column.is_composite:
+        return sql.SQL("%s::") + sql.SQL(column.type_sql)
+    return sql.Placeholder()
+
+
 def _row_response(row_json: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, text=row_json, content_type="application/json", headers=headers)
 
@@ -155,7 +167,7 @@ async def list_rows(request: web.Request) -> web.Response:
         if name in RESERVED_PARAMS:
             continue
         column = _column(table, name)
-        conditions.append(sql.SQL("t.{} = ").format(sql.Identifier(column.name)) + sql.Placeholder())
+        conditions.append(sql.SQL("t.{} = ").format(sql.Identifier(column.name)) + _comparand(column))
         params.append(value)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     query = sql.SQL("SELECT row_to_json(t)::text FROM {} AS t{} ORDER BY {} LIMIT %s OFFSET %s").format(
@@ -194,9 +206,8 @@ async def get_row(request: web.Request) -> web.Response:
     table = _table(request)
     key, pk = _key(table, request.match_info["pk"])
     grant_of(request).require_read(f"{table.name}/{pk}")
-    query = (
-        sql.SQL("SELECT row_to_json(t)::text FROM {} AS t WHERE t.{} = ").format(table.ident, sql.Identifier(key.name))
-        + sql.Placeholder()
+    query = sql.SQL("SELECT row_to_json(t)::text FROM {} AS t WHERE t.{} = {}").format(
+        table.ident, sql.Identifier(key.name), _comparand(key)
     )
     row = await _one(request.app[POOL], query, [pk])
     if row is None:
@@ -216,7 +227,7 @@ async def update_row(request: web.Request) -> web.Response:
     )
     query = (
         sql.SQL("UPDATE {} AS t SET {} WHERE t.{} = ").format(table.ident, assignments, sql.Identifier(key.name))
-        + sql.Placeholder()
+        + _comparand(key)
         + sql.SQL(" RETURNING row_to_json(t)::text")
     )
     row = await _one(request.app[POOL], query, [value for _, value in pairs] + [pk])
@@ -231,7 +242,7 @@ async def delete_row(request: web.Request) -> web.Response:
     key, pk = _key(table, request.match_info["pk"])
     query = (
         sql.SQL("DELETE FROM {} AS t WHERE t.{} = ").format(table.ident, sql.Identifier(key.name))
-        + sql.Placeholder()
+        + _comparand(key)
         + sql.SQL(" RETURNING row_to_json(t)::text")
     )
     row = await _one(request.app[POOL], query, [pk])

@@ -16,6 +16,7 @@ from .conftest import RunningGateway, run_sql, start_gateway
 
 SCHEMA = """
 CREATE DOMAIN short_text AS varchar(5);
+CREATE TYPE xy AS (x int, label varchar(3));
 CREATE TABLE vals (
     id  int PRIMARY KEY,
     v   varchar(5),
@@ -30,7 +31,8 @@ CREATE TABLE vals (
     f   float8,
     j   json,
     jb  jsonb,
-    na  numeric[]
+    na  numeric[],
+    p   xy
 );
 CREATE TABLE codes (code varchar(5) PRIMARY KEY, note text);
 """
@@ -78,6 +80,7 @@ TOO_LONG = [
     ("vb", '"1010"', "1010"),
     ("d", '"abcdefgh"', "abcdefgh"),
     ("a", '["ab", "abc"]', "{ab,abc}"),
+    ("p", '"(1,abcd)"', "(1,abcd)"),
 ]
 FITS = [
     ("v", '"abcde"', "abcde"),
@@ -136,6 +139,15 @@ async def test_a_filter_with_a_longer_value_does_not_match_the_shorter_row(
     assert await _get(gw, f"/api/vals?{column}={longer}") == (200, [])
     status, rows = await _get(gw, f"/api/vals?{column}={stored}")
     assert status == 200 and [row["id"] for row in rows] == [1]
+
+
+async def test_a_filter_on_a_composite_column_compares_whole_values(gw: RunningGateway) -> None:
+    await gw.sql("INSERT INTO vals (id, p) VALUES (1, '(1,abc)')")
+    status, rows = await _get(gw, "/api/vals?p=(1,abc)")
+    assert status == 200 and [row["p"] for row in rows] == [{"x": 1, "label": "abc"}]
+    assert await _get(gw, "/api/vals?p=(1,abd)") == (200, [])
+    status, answer = await _get(gw, "/api/vals?p=(1,abcd)")  # a field too long is refused, not cut
+    assert status == 400 and "character varying(3)" in answer["error"]["message"]
 
 
 async def test_a_longer_key_in_the_path_addresses_no_row(gw: RunningGateway) -> None:
