@@ -4,8 +4,9 @@ Every statement is a single autocommit statement, so a request either changes on
 row completely or changes nothing. Values travel as quoted literals without a cast
 (see :mod:`gateway.literals`), so Postgres applies the column's type as it does to
 any hand-written statement: it alone decides what a valid value is, and its message
-reaches the client as a 400. The capture trigger, not this module, turns the write
-into an event.
+reaches the client as a 400. A row leaves as ``row_to_json(t.*)``: ``t.*`` always
+means the whole row, where ``t`` alone would be the table's column of that name, if
+it has one. The capture trigger, not this module, turns the write into an event.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ async def list_rows(request: web.Request) -> web.Response:
         conditions.append(sql.SQL("t.{} = ").format(sql.Identifier(column.name)) + _comparand(column))
         params.append(value)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
-    query = sql.SQL("SELECT row_to_json(t)::text FROM {} AS t{} ORDER BY {} LIMIT %s OFFSET %s").format(
+    query = sql.SQL("SELECT row_to_json(t.*)::text FROM {} AS t{} ORDER BY {} LIMIT %s OFFSET %s").format(
         table.ident, where, order
     )
     params += [limit, offset]
@@ -184,7 +185,7 @@ async def create_row(request: web.Request) -> web.Response:
     table = _table(request)
     grant_of(request).require_write(table.name)
     pairs = _writable(table, await _read_object(request))
-    returning = sql.SQL(" RETURNING row_to_json(t)::text, {}::text").format(
+    returning = sql.SQL(" RETURNING row_to_json(t.*)::text, {}::text").format(
         sql.SQL("t.{}").format(sql.Identifier(table.key.name)) if table.key else sql.SQL("NULL")
     )
     if pairs:
@@ -206,7 +207,7 @@ async def get_row(request: web.Request) -> web.Response:
     table = _table(request)
     key, pk = _key(table, request.match_info["pk"])
     grant_of(request).require_read(f"{table.name}/{pk}")
-    query = sql.SQL("SELECT row_to_json(t)::text FROM {} AS t WHERE t.{} = {}").format(
+    query = sql.SQL("SELECT row_to_json(t.*)::text FROM {} AS t WHERE t.{} = {}").format(
         table.ident, sql.Identifier(key.name), _comparand(key)
     )
     row = await _one(request.app[POOL], query, [pk])
@@ -228,7 +229,7 @@ async def update_row(request: web.Request) -> web.Response:
     query = (
         sql.SQL("UPDATE {} AS t SET {} WHERE t.{} = ").format(table.ident, assignments, sql.Identifier(key.name))
         + _comparand(key)
-        + sql.SQL(" RETURNING row_to_json(t)::text")
+        + sql.SQL(" RETURNING row_to_json(t.*)::text")
     )
     row = await _one(request.app[POOL], query, [value for _, value in pairs] + [pk])
     if row is None:
@@ -243,7 +244,7 @@ async def delete_row(request: web.Request) -> web.Response:
     query = (
         sql.SQL("DELETE FROM {} AS t WHERE t.{} = ").format(table.ident, sql.Identifier(key.name))
         + _comparand(key)
-        + sql.SQL(" RETURNING row_to_json(t)::text")
+        + sql.SQL(" RETURNING row_to_json(t.*)::text")
     )
     row = await _one(request.app[POOL], query, [pk])
     if row is None:

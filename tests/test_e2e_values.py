@@ -6,6 +6,7 @@ statement stores, /api stores; what it refuses, /api refuses with the same messa
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -262,3 +263,108 @@ async def test_json_nested_to_the_limit_is_stored_exactly(gw: RunningGateway) ->
     status, _ = await _post(gw, "/api/vals", f'{{"id": 1, "jb": {document}, "j": {document}}}'.encode())
     assert status == 201
     assert await gw.sql("SELECT j::text, jb::text FROM vals") == [(document, document)]
+
+
+# Columns named after every alias, transition table, subquery column and plpgsql
+# variable the generated SQL (capture trigger, /api) has, and after the journal's columns.
+CLASH_SCHEMA = """
+CREATE TYPE pair AS (a int, k text);
+CREATE TABLE clash_text (
+    id int PRIMARY KEY, t text, n text, o text, k text, r text, ord int, c text,
+    gateway_new text, gateway_old text, new text, old text, tg_op text, found text,
+    topic text, table_name text, op text, pk text, "row" text, tx text, created_at text
+);
+CREATE TABLE clash_row (id int PRIMARY KEY, t pair, n pair, o pair, k pair, r pair);
+CREATE TABLE clash_key (t text, k int, n text, PRIMARY KEY (t, k));
+"""
+CLASH_NAMES = "t n o k r c gateway_new gateway_old new old tg_op found topic table_name op pk row tx created_at"
+CLASH_TEXT = {"id": 1, "ord": 7} | {name: f"{name}!" for name in CLASH_NAMES.split()}
+CLASH_ROW = {"id": 1} | {name: {"a": i, "k": name} for i, name in enumerate("t n o k r".split())}
+CLASH_KEY = {"t": "x", "k": 1, "n": "first"}
+
+
+@pytest.fixture
+async def clash(database: str) -> AsyncIterator[RunningGateway]:
+    await run_sql(database, CLASH_SCHEMA)
+    async with start_gateway(database, expose=("clash_text", "clash_row", "clash_key")) as running:
+        yield running
+
+
+async def _sql_row(gw: RunningGateway, table: str, row: dict[str, Any], action: str) -> None:
+    """INSERT, UPDATE (every column, the key included) or DELETE ``row`` by plain SQL."""
+    columns = ", ".join(f'"{name}"' for name in row)
+    source = f"SELECT {columns} FROM json_populate_record(NULL::{table}, %s)"
+    if action == "insert":
+        await gw.sql(f"INSERT INTO {table} ({columns}) {source}", (json.dumps(row),))
+    elif action == "update":
+        await gw.sql(f"UPDATE {table} SET ({columns}) = ({source})", (json.dumps(row),))
+    else:
+        await gw.sql(f"DELETE FROM {table}")
+
+
+@pytest.mark.parametrize(
+    ("table", "row", "change"),
+    [
+        ("clash_text", CLASH_TEXT, {"t": "changed", "n": "changed"}),
+        ("clash_row", CLASH_ROW, {"t": {"a": 9, "k": "changed"}}),
+        ("clash_key", CLASH_KEY, {"n": "second"}),
+    ],
+)
+async def test_columns_named_like_the_capture_sql_names_journal_plain_sql_writes(
+    clash: RunningGateway, table: str, row: dict[str, Any], change: dict[str, Any]
+) -> None:
+    client = await clash.subscribe(table)
+    changed = row | change
+    moved = changed | ({"id": 2} if "id" in row else {"k": 2})
+    await _sql_row(clash, table, row, "insert")
+    await _sql_row(clash, table, changed, "update")
+    await _sql_row(clash, table, moved, "update")  # the key changes: a delete and an insert
+    await _sql_row(clash, table, moved, "delete")
+    events = [(e.type, e.json["row"], e.json.get("old")) for e in await client.take(5)]
+    assert events == [
+        ("insert", row, None),
+        ("update", changed, row),
+        ("insert", moved, None),
+        ("delete", None, changed),
+        ("delete", None, moved),
+    ]
+    await client.close()
+
+
+def _as_body(row: dict[str, Any]) -> dict[str, Any]:
+    """A composite value goes to /api as its text form, ``(a,k)``."""
+    return {name: f"({v['a']},{v['k']})" if isinstance(v, dict) else v for name, v in row.items()}
+
+
+@pytest.mark.parametrize(
+    ("table", "row", "change"),
+    [("clash_text", CLASH_TEXT, {"t": "changed", "ord": 8}), ("clash_row", CLASH_ROW, {"t": {"a": 9, "k": "changed"}})],
+)
+async def test_columns_named_like_the_sql_names_work_through_the_api(
+    clash: RunningGateway, table: str, row: dict[str, Any], change: dict[str, Any]
+) -> None:
+    gw = clash
+    client = await gw.subscribe(table)
+    changed = row | change
+    async with gw.http.post(f"{gw.url}/api/{table}", json=_as_body(row)) as resp:
+        assert resp.status == 201, await resp.text()
+        assert await resp.json() == row
+    assert await _get(gw, f"/api/{table}") == (200, [row])
+    assert await _get(gw, f"/api/{table}?t={_as_body(row)['t']}") == (200, [row])
+    assert await _get(gw, f"/api/{table}/1") == (200, row)
+    async with gw.http.patch(f"{gw.url}/api/{table}/1", json=_as_body(change)) as resp:
+        assert resp.status == 200 and await resp.json() == changed
+    async with gw.http.delete(f"{gw.url}/api/{table}/1") as resp:
+        assert resp.status == 200 and await resp.json() == changed
+    events = [(e.type, e.json["row"], e.json.get("old")) for e in await client.take(3)]
+    assert events == [("insert", row, None), ("update", changed, row), ("delete", None, changed)]
+    await client.close()
+
+
+async def test_a_composite_key_named_like_the_sql_names_works_through_the_api(clash: RunningGateway) -> None:
+    client = await clash.subscribe("clash_key/x,1")
+    async with clash.http.post(clash.url + "/api/clash_key", json=CLASH_KEY) as resp:
+        assert resp.status == 201 and await resp.json() == CLASH_KEY
+    assert await _get(clash, "/api/clash_key?t=x&k=1") == (200, [CLASH_KEY])
+    assert (await client.next()).json["row"] == CLASH_KEY
+    await client.close()
