@@ -9,8 +9,9 @@ alone decides what they mean (numeric keeps them all, float8 refuses ``1e400`` a
 of range).
 
 :func:`loads` also refuses what Python would accept although it is not JSON
-(``NaN``, ``Infinity``, ``-Infinity``), and documents nested deeper than MAX_DEPTH,
-which would otherwise end in a RecursionError; :func:`dumps` holds the same bound.
+(``NaN``, ``Infinity``, ``-Infinity``), an object with a key twice (which of its
+values was meant?), and documents nested deeper than MAX_DEPTH, which would
+otherwise end in a RecursionError; :func:`dumps` holds the same bound.
 Pure functions, no I/O.
 """
 
@@ -38,7 +39,9 @@ class JSONError(ValueError):
 def loads(raw: bytes | str) -> Any:
     """Parse JSON with every number as a :class:`Number`; raise JSONError for anything else."""
     try:
-        value = json.loads(raw, parse_int=Number, parse_float=Number, parse_constant=_not_json)
+        value = json.loads(
+            raw, parse_int=Number, parse_float=Number, parse_constant=_not_json, object_pairs_hook=_object
+        )
     except JSONError:
         raise
     except RecursionError:
@@ -54,6 +57,18 @@ def dumps(value: Any) -> str:
     out: list[str] = []
     _write(value, out, 0)
     return "".join(out)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object; a key sent twice is refused, not settled by keeping one of its values."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JSONError(f"the key {key[:100]!r} appears twice in one object")
+            seen.add(key)
+    return value
 
 
 def _not_json(name: str) -> NoReturn:

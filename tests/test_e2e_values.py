@@ -237,6 +237,8 @@ NOT_JSON = [
     '{"id": 1, "jb": {"x": [NaN]}}',
     '{"id": 1, "j": Infinity}',
     '{"id": 1, "na": [1, -Infinity]}',
+    '{"id": 1, "id": 2}',
+    '{"id": 1, "j": {"x": 1, "x": 2}}',
     "[" * 20_000,
     "[" * 20_000 + "]" * 20_000,
     '{"id": 1, "jb": ' + "[" * 257 + "]" * 257 + "}",
@@ -245,7 +247,7 @@ NOT_JSON = [
 
 
 @pytest.mark.parametrize("body", NOT_JSON, ids=[b[:30] + f"... ({len(b)} chars)" for b in NOT_JSON])
-async def test_not_json_or_nested_too_deep_is_a_400_bad_json(
+async def test_not_json_a_key_twice_or_nested_too_deep_is_a_400_bad_json(
     gw: RunningGateway, body: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     for method, path in (("POST", "/api/vals"), ("PATCH", "/api/vals/1")):

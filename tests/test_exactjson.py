@@ -30,7 +30,9 @@ def test_dumps_writes_strings_and_constants_as_json() -> None:
     assert dumps(value) == '{"s":"é \\"q\\" \\u0000 😀","t":true,"f":false,"n":null,"e":[],"o":{}}'
 
 
-@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", '{"x": [NaN]}', "{not json", "[1,]", ""])
+@pytest.mark.parametrize(
+    "text", ["NaN", "Infinity", "-Infinity", '{"x": [NaN]}', "{not json", "[1,]", "", '{"a": 1, "b": {"c": 1, "c": 2}}']
+)
 def test_loads_refuses_what_is_not_json(text: str) -> None:
     with pytest.raises(JSONError):
         loads(text)
