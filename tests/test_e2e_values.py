@@ -375,21 +375,25 @@ async def test_a_composite_key_named_like_the_sql_names_works_through_the_api(cl
 REFUSED_TYPES = [None, "text/x-notjson", "application/x-www-form-urlencoded", "text/plain", "application/jsonx", ""]
 
 
-@pytest.mark.parametrize("content_type", REFUSED_TYPES, ids=[str(t) for t in REFUSED_TYPES])
 @pytest.mark.parametrize(("method", "path"), [("POST", "/api/codes"), ("PATCH", "/api/codes/abc")])
 async def test_a_body_not_sent_as_json_is_a_415_with_a_hint_for_curl(
-    gw: RunningGateway, method: str, path: str, content_type: str | None
+    gw: RunningGateway, method: str, path: str
 ) -> None:
     await gw.sql("INSERT INTO codes (code, note) VALUES ('abc', 'keep')")
-    headers = {} if content_type is None else {"Content-Type": content_type}
-    async with gw.http.request(
-        method, gw.url + path, data=b'{"code": "new", "note": "x"}', headers=headers, skip_auto_headers=["Content-Type"]
-    ) as resp:
-        assert resp.status == 415, await resp.text()
-        assert resp.headers.get("Content-Type", "").startswith("application/json")
-        error = (await resp.json())["error"]
-    assert error["code"] == "unsupported_media_type"
-    assert "-H 'Content-Type: application/json'" in error["message"]
+    for content_type in REFUSED_TYPES:
+        headers = {} if content_type is None else {"Content-Type": content_type}
+        async with gw.http.request(
+            method,
+            gw.url + path,
+            data=b'{"code": "new", "note": "x"}',
+            headers=headers,
+            skip_auto_headers=["Content-Type"],
+        ) as resp:
+            assert resp.status == 415, (content_type, await resp.text())
+            assert resp.headers.get("Content-Type", "").startswith("application/json")
+            error = (await resp.json())["error"]
+        assert error["code"] == "unsupported_media_type"
+        assert "-H 'Content-Type: application/json'" in error["message"]
     assert await gw.sql("SELECT code, note FROM codes") == [("abc", "keep")]
 
 
@@ -401,11 +405,13 @@ ACCEPTED_TYPES = [
 ]
 
 
-@pytest.mark.parametrize("content_type", ACCEPTED_TYPES)
-async def test_json_with_parameters_or_a_json_suffix_is_accepted(gw: RunningGateway, content_type: str) -> None:
-    headers = {"Content-Type": content_type}
-    async with gw.http.post(gw.url + "/api/codes", data=b'{"code": "a"}', headers=headers) as resp:
-        assert resp.status == 201, await resp.text()
-    async with gw.http.patch(gw.url + "/api/codes/a", data=b'{"note": "b"}', headers=headers) as resp:
-        assert resp.status == 200, await resp.text()
-    assert await gw.sql("SELECT code, note FROM codes") == [("a", "b")]
+async def test_json_with_parameters_or_a_json_suffix_is_accepted(gw: RunningGateway) -> None:
+    for index, content_type in enumerate(ACCEPTED_TYPES):
+        headers = {"Content-Type": content_type}
+        async with gw.http.post(gw.url + "/api/codes", data=f'{{"code": "{index}"}}'.encode(), headers=headers) as resp:
+            assert resp.status == 201, (content_type, await resp.text())
+        async with gw.http.patch(gw.url + f"/api/codes/{index}", data=b'{"note": "b"}', headers=headers) as resp:
+            assert resp.status == 200, (content_type, await resp.text())
+    assert await gw.sql("SELECT code, note FROM codes ORDER BY code") == [
+        (str(i), "b") for i in range(len(ACCEPTED_TYPES))
+    ]
