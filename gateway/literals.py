@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from .catalog import Column
+from .codes import Code
 from .errors import ApiError
 from .exactjson import JSONError, dumps
 
@@ -41,13 +42,13 @@ def to_param(column: Column, value: Any) -> str | None:
         try:
             return dumps(value)
         except JSONError as exc:
-            raise ApiError(400, "bad_json", f"column {column.name!r}: {exc}") from None
+            raise ApiError(Code.BAD_JSON, f"column {column.name!r}: {exc}") from None
     if isinstance(value, list) and column.is_array:
         return array_literal(column, value)
     if isinstance(value, (bool, str)):
         return _scalar(value)
     kind = "an array" if isinstance(value, list) else "an object"
-    raise ApiError(400, "bad_value", f"column {column.name!r} is {column.type_sql}; got {kind}")
+    raise ApiError(Code.BAD_VALUE, f"column {column.name!r} is {column.type_sql}; got {kind}")
 
 
 def array_literal(column: Column, items: list[Any]) -> str:
@@ -55,7 +56,7 @@ def array_literal(column: Column, items: list[Any]) -> str:
     elements = []
     for item in items:
         if not (item is None or isinstance(item, (bool, str))):
-            raise ApiError(400, "bad_value", f"column {column.name!r} takes a flat array of scalars")
+            raise ApiError(Code.BAD_VALUE, f"column {column.name!r} takes a flat array of scalars")
         if item is None:
             elements.append("NULL")
         else:
