@@ -111,13 +111,17 @@ BEGIN
       INTO new_key FROM unnest(pk_cols) AS c;
     old_key := new_key;
 
+    -- Every name below is the table's alias (t), a transition table, or a subquery's
+    -- own (n, o, k, r, ord), and each column of the user's table is reached through
+    -- t.: the row is row_to_json(t.*), because a column named t would shadow the
+    -- whole-row reference row_to_json(t), while t.* can only mean the row.
     body := format($f$
 CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
 LANGUAGE plpgsql AS $body$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO gateway.journal (topic, table_name, op, pk, "row")
-        SELECT %2$L, %2$L, 'insert', %3$s, row_to_json(t) FROM gateway_new t;
+        SELECT %2$L, %2$L, 'insert', %3$s, row_to_json(t.*) FROM gateway_new t;
     ELSIF TG_OP = 'UPDATE' THEN
         -- Pair old and new rows by key; a key that changed is a delete of the old
         -- row topic and an insert of the new one.
@@ -125,12 +129,12 @@ BEGIN
         SELECT %2$L, %2$L,
                (CASE WHEN o.k IS NULL THEN 'insert' WHEN n.k IS NULL THEN 'delete' ELSE 'update' END)::gateway.op,
                coalesce(n.k, o.k), n.r, o.r
-          FROM (SELECT %3$s AS k, row_to_json(t) AS r, row_number() OVER () AS ord FROM gateway_new t) n
-          FULL JOIN (SELECT %4$s AS k, row_to_json(t) AS r FROM gateway_old t) o ON o.k = n.k
+          FROM (SELECT %3$s AS k, row_to_json(t.*) AS r, row_number() OVER () AS ord FROM gateway_new t) n
+          FULL JOIN (SELECT %4$s AS k, row_to_json(t.*) AS r FROM gateway_old t) o ON o.k = n.k
          ORDER BY n.ord NULLS LAST;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO gateway.journal (topic, table_name, op, pk, old)
-        SELECT %2$L, %2$L, 'delete', %4$s, row_to_json(t) FROM gateway_old t;
+        SELECT %2$L, %2$L, 'delete', %4$s, row_to_json(t.*) FROM gateway_old t;
     ELSE
         INSERT INTO gateway.journal (topic, table_name, op) VALUES (%2$L, %2$L, 'truncate');
     END IF;

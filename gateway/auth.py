@@ -30,6 +30,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from .codes import Code
 from .config import ConfigError
 from .errors import ApiError
 
@@ -76,11 +77,11 @@ class Grant:
 
     def require_read(self, topic: str) -> None:
         if not self.may_read(topic):
-            raise ApiError(403, "forbidden", f"the token does not grant topic {topic!r}")
+            raise ApiError(Code.FORBIDDEN, f"the token does not grant topic {topic!r}")
 
     def require_write(self, table: str) -> None:
         if not self.may_write(table):
-            raise ApiError(403, "forbidden", f"the token does not grant writes to {table!r}")
+            raise ApiError(Code.FORBIDDEN, f"the token does not grant writes to {table!r}")
 
 
 EVERYTHING = Grant(topics=("*",), write=True)
@@ -165,7 +166,7 @@ def _token(request: web.Request) -> str | None:
 
 
 def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'})
+    return ApiError(Code.UNAUTHORIZED, message, headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'})
 
 
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator", Authenticator)

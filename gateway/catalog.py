@@ -1,8 +1,9 @@
 """What the exposed tables look like, read from the Postgres catalog at start.
 
 The REST handlers only ever put into SQL the identifiers found here (quoted with
-``psycopg2.sql.Identifier``) and the type names Postgres itself printed with
-``format_type``; a name from a URL that is not in the catalog never reaches SQL.
+``psycopg2.sql.Identifier``); a name from a URL that is not in the catalog never
+reaches SQL. Values are never cast to a type named here: they go as untyped
+literals, so the column's own type applies as in plain SQL (see ``literals``).
 """
 
 from __future__ import annotations
@@ -44,17 +45,14 @@ SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.rel
 @dataclass(frozen=True)
 class Column:
     name: str
-    type_sql: str  # as format_type prints it: safe to splice into a cast
+    type_sql: str  # as format_type prints it, modifier included: for messages
     type_name: str  # pg_type.typname, for messages and JSON handling
     is_json: bool
     is_array: bool
+    is_composite: bool  # a row type, or a domain over one (a domain has its base's category)
     not_null: bool
     has_default: bool
     generated: bool  # GENERATED ALWAYS: the database sets it, a client may not
-
-    @property
-    def cast(self) -> sql.Composable:
-        return sql.SQL(self.type_sql)
 
 
 @dataclass(frozen=True)
@@ -87,6 +85,7 @@ async def load_table(cur: Any, name: str) -> Table:
             type_name=typname,
             is_json=typname in ("json", "jsonb"),
             is_array=category == "A",
+            is_composite=category == "C",
             not_null=not_null,
             has_default=has_default,
             generated=generated,

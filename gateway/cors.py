@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .codes import Code
 from .errors import error_response
 
 _PATHS = ("/events", "/api")
@@ -49,7 +50,7 @@ def preflight(request: web.Request) -> web.StreamResponse | None:
         origin = policy.allowed_origin(request)
         if origin is None:
             origin_name = request.headers.get("Origin", "")
-            return error_response(403, "forbidden", f"origin {origin_name!r} is not in GATEWAY_CORS_ORIGINS")
+            return error_response(Code.FORBIDDEN, f"origin {origin_name!r} is not in GATEWAY_CORS_ORIGINS")
         headers = {
             **policy.headers(origin),
             "Access-Control-Allow-Methods": _ALLOW_METHODS,

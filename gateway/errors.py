@@ -3,7 +3,9 @@
 Handlers raise :class:`ApiError` for what they detect themselves; database errors
 are mapped from their SQLSTATE class (a bad value is the client's 400, a broken
 constraint its 409/422, an unreachable server a 503). Anything else is a bug: it
-is logged with its traceback and the client gets a 500 without one.
+is logged with its traceback and the client gets a 500 without one. Every code, with
+its status, is a member of :class:`gateway.codes.Code`; this module only shapes and
+maps them.
 """
 
 from __future__ import annotations
@@ -15,82 +17,86 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 import psycopg2
 from aiohttp import web
 
+from .codes import Code
+
 log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """An error the client can act on: HTTP status, stable code, human message."""
+    """An error the client can act on: a code from the table (which gives the status), a human message."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, code: Code, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        assert code.status is not None, f"{code} takes its status from an HTTP error"
+        self.status: int = code.status
         self.code = code
         self.message = message
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = json.dumps({"error": {"code": code, "message": message}})
-    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+def error_response(
+    code: Code, message: str, headers: dict[str, str] | None = None, status: int | None = None
+) -> web.Response:
+    """The JSON error body; ``status`` only for Code.ERROR, whose status is the HTTP error's own."""
+    body = json.dumps({"error": {"code": code.code, "message": message}})
+    answer = status if status is not None else code.status
+    assert answer is not None, f"{code} needs the status of the HTTP error it stands for"
+    return web.Response(status=answer, text=body, content_type="application/json", headers=headers)
 
 
 def status_error(status: int, message: str) -> web.Response:
     """A JSON error for a bare HTTP status, with the status's code (the protocol layer's refusals)."""
-    return error_response(status, _HTTP_CODES.get(status, "error"), message)
+    return error_response(_HTTP_CODES.get(status, Code.ERROR), message, status=status)
 
 
+# The status of an HTTP error aiohttp raises -> its code; any other status is Code.ERROR.
 _HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    417: "expectation_failed",
-    422: "constraint_violation",
-    429: "too_many_requests",
-    503: "unavailable",
+    400: Code.BAD_REQUEST,
+    401: Code.UNAUTHORIZED,
+    403: Code.FORBIDDEN,
+    404: Code.NOT_FOUND,
+    405: Code.METHOD_NOT_ALLOWED,
+    413: Code.BODY_TOO_LARGE,
+    415: Code.UNSUPPORTED_MEDIA_TYPE,
+    417: Code.EXPECTATION_FAILED,
 }
 
-# SQLSTATE -> (status, code). Classes are matched by their first two characters.
+# SQLSTATE -> code. Classes are matched by their first two characters.
 _SQLSTATES = {
-    "23505": (409, "unique_violation"),
-    "23P01": (409, "exclusion_violation"),
-    "40001": (409, "serialization_failure"),
-    "40P01": (409, "deadlock_detected"),
-    "23503": (422, "foreign_key_violation"),
-    "23502": (422, "not_null_violation"),
-    "23514": (422, "check_violation"),
-    "42804": (400, "bad_value"),
-    "42883": (400, "bad_value"),  # e.g. comparing a column with a value of another type
+    "23505": Code.UNIQUE_VIOLATION,
+    "23P01": Code.EXCLUSION_VIOLATION,
+    "40001": Code.SERIALIZATION_FAILURE,
+    "40P01": Code.DEADLOCK_DETECTED,
+    "23503": Code.FOREIGN_KEY_VIOLATION,
+    "23502": Code.NOT_NULL_VIOLATION,
+    "23514": Code.CHECK_VIOLATION,
+    "42804": Code.BAD_VALUE,
+    "42883": Code.BAD_VALUE,  # e.g. comparing a column with a value of another type
 }
 _SQLSTATE_CLASSES = {
-    "22": (400, "bad_value"),  # data exception: invalid text, out of range, too long
-    "23": (422, "constraint_violation"),
-    "08": (503, "database_unavailable"),
-    "57": (503, "database_unavailable"),  # admin shutdown, cannot connect now
-    "53": (503, "database_unavailable"),  # insufficient resources, too many connections
+    "22": Code.BAD_VALUE,  # data exception: invalid text, out of range, too long
+    "23": Code.CONSTRAINT_VIOLATION,
+    "08": Code.DATABASE_UNAVAILABLE,
+    "57": Code.DATABASE_UNAVAILABLE,  # admin shutdown, cannot connect now
+    "53": Code.DATABASE_UNAVAILABLE,  # insufficient resources, too many connections
 }
 
 
 def database_error(exc: psycopg2.Error) -> ApiError | None:
     """The ApiError a database error means for the client, or None for a bug."""
     state = exc.pgcode or ""
-    mapped = _SQLSTATES.get(state) or _SQLSTATE_CLASSES.get(state[:2])
-    if mapped is None:
+    code = _SQLSTATES.get(state) or _SQLSTATE_CLASSES.get(state[:2])
+    if code is None:
         if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not state:
-            return ApiError(503, "database_unavailable", "the database is unreachable; try again shortly")
+            return ApiError(Code.DATABASE_UNAVAILABLE, "the database is unreachable; try again shortly")
         return None
-    status, code = mapped
     diag = exc.diag
     message = (diag.message_primary or str(exc)).strip()
     if diag.message_detail:
         message = f"{message}: {diag.message_detail.strip()}"
-    if status == 503:
+    if code.status == 503:
         message = "the database is unavailable; try again shortly"
-    return ApiError(status, code, message)
+    return ApiError(code, message)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -157,17 +163,17 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
         message = "the only Expect header this server meets is Expect: 100-continue"
     elif exc.status == 405:
         message = f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', '')}"
-    return error_response(exc.status, _HTTP_CODES.get(exc.status, "error"), message, headers)
+    return error_response(_HTTP_CODES.get(exc.status, Code.ERROR), message, headers, status=exc.status)
 
 
 def _error(request: web.Request, exc: Exception) -> web.Response:
     if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.code, exc.message, exc.headers)
     if isinstance(exc, psycopg2.Error):
         mapped = database_error(exc)
         if mapped is not None:
-            return error_response(mapped.status, mapped.code, mapped.message)
+            return error_response(mapped.code, mapped.message)
     elif isinstance(exc, TimeoutError):
-        return error_response(503, "database_unavailable", "the database did not answer in time; try again")
+        return error_response(Code.DATABASE_UNAVAILABLE, "the database did not answer in time; try again")
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    return error_response(500, "internal", "internal error; see the gateway log")
+    return error_response(Code.INTERNAL, "internal error; see the gateway log")

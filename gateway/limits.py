@@ -11,6 +11,7 @@ from collections import Counter
 
 from aiohttp import web
 
+from .codes import Code
 from .errors import ApiError
 
 
@@ -25,15 +26,13 @@ class StreamLimits:
         """Take one stream slot for ``client`` or refuse; pair with release()."""
         if self._open >= self._per_process:
             raise ApiError(
-                503,
-                "too_many_subscribers",
+                Code.TOO_MANY_SUBSCRIBERS,
                 f"this gateway holds its maximum of {self._per_process} streams; retry later or elsewhere",
                 headers={"Retry-After": "5"},
             )
         if self._by_client[client] >= self._per_client:
             raise ApiError(
-                429,
-                "too_many_streams",
+                Code.TOO_MANY_STREAMS,
                 f"{client} already holds {self._per_client} streams; close one (several topics fit on one stream)",
                 headers={"Retry-After": "5"},
             )

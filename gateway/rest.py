@@ -1,15 +1,16 @@
 """JSON CRUD over the exposed tables: /api/<table> and /api/<table>/<pk>.
 
 Every statement is a single autocommit statement, so a request either changes one
-row completely or changes nothing. Values travel as text and are cast by Postgres
-to the column's type (``%s::<type>``), so Postgres alone decides what a valid
-value is and its message reaches the client as a 400. The capture trigger, not
-this module, turns the write into an event.
+row completely or changes nothing. Values travel as quoted literals without a cast
+(see :mod:`gateway.literals`), so Postgres applies the column's type as it does to
+any hand-written statement: it alone decides what a valid value is, and its message
+reaches the client as a 400. A row leaves as ``row_to_json(t.*)``: ``t.*`` always
+means the whole row, where ``t`` alone would be the table's column of that name, if
+it has one. The capture trigger, not this module, turns the write into an event.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -17,9 +18,12 @@ import aiopg
 from aiohttp import web
 from psycopg2 import sql
 
+from . import exactjson
 from .auth import grant_of
 from .catalog import Column, Table
+from .codes import Code
 from .errors import ApiError
+from .literals import to_param
 from .state import POOL, SETTINGS, TABLES
 
 RESERVED_PARAMS = frozenset({"limit", "offset", "order", "access_token"})
@@ -31,7 +35,7 @@ def _table(request: web.Request) -> Table:
     table = tables.get(name)
     if table is None:
         exposed = ", ".join(sorted(tables)) or "none"
-        raise ApiError(404, "unknown_table", f"table {name!r} is not exposed; exposed: {exposed}")
+        raise ApiError(Code.UNKNOWN_TABLE, f"table {name!r} is not exposed; exposed: {exposed}")
     return table
 
 
@@ -39,8 +43,7 @@ def _column(table: Table, name: str) -> Column:
     column = table.columns.get(name)
     if column is None:
         raise ApiError(
-            400,
-            "unknown_column",
+            Code.UNKNOWN_COLUMN,
             f"table {table.name!r} has no column {name!r}; columns: {', '.join(table.columns)}",
         )
     return column
@@ -50,56 +53,47 @@ def _key(table: Table, raw: str) -> tuple[Column, str]:
     key = table.key
     if key is None:
         raise ApiError(
-            404,
-            "no_single_key",
+            Code.NO_SINGLE_KEY,
             f"table {table.name!r} has no single-column primary key; use GET /api/{table.name}?col=value",
         )
     return key, raw
 
 
-def _as_param(column: Column, value: Any) -> Any:
-    """The text (or list of texts) Postgres will cast to ``column``'s type."""
-    if value is None:
-        return None
-    if column.is_json:
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and column.is_array:
-        return [_as_param_element(column, item) for item in value]
-    kind = "an array" if isinstance(value, list) else "an object"
-    raise ApiError(400, "bad_value", f"column {column.name!r} is {column.type_sql}; got {kind}")
+def _is_json(media_type: str) -> bool:
+    """``application/json`` or a ``+json`` type such as ``application/merge-patch+json``."""
+    if media_type == "application/json":
+        return True
+    subtype = media_type.removeprefix("application/")
+    return subtype != media_type and subtype.endswith("+json") and len(subtype) > len("+json")
 
 
-def _as_param_element(column: Column, value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        raise ApiError(400, "bad_value", f"column {column.name!r} takes a flat array of scalars")
-    return None if value is None else (value if isinstance(value, str) else json.dumps(value))
+def _require_json(request: web.Request) -> None:
+    """A body must say it is JSON; a missing Content-Type is refused too.
 
-
-def _placeholder(column: Column) -> sql.Composable:
-    return sql.SQL("%s::") + column.cast
+    Stricter than PostgREST (which reads a missing one as JSON) on purpose: ``curl -d``
+    sends ``application/x-www-form-urlencoded`` unless told otherwise, and a body
+    whose sender did not say what it is should not be guessed at.
+    """
+    header = request.headers.get("Content-Type")
+    if header is not None and _is_json(header.split(";", 1)[0].strip().lower()):
+        return
+    got = f"got {header[:100]!r}" if header is not None else "the request has none"
+    raise ApiError(
+        Code.UNSUPPORTED_MEDIA_TYPE,
+        f"send the body as JSON with the header Content-Type: application/json ({got}); "
+        "curl -d sends application/x-www-form-urlencoded unless you add -H 'Content-Type: application/json'",
+    )
 
 
 async def _read_object(request: web.Request) -> dict[str, Any]:
-    content_type = request.headers.get("Content-Type", "application/json")
-    if "json" not in content_type.split(";")[0].lower():
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send the body as JSON with Content-Type: application/json (got {content_type!r})",
-        )
+    _require_json(request)
     raw = await request.read()  # raises 413 past client_max_size
     try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+        body = exactjson.loads(raw or b"null")
+    except exactjson.JSONError as exc:
+        raise ApiError(Code.BAD_JSON, f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "the body must be a JSON object of column: value")
+        raise ApiError(Code.BAD_JSON, "the body must be a JSON object of column: value")
     return body
 
 
@@ -108,9 +102,21 @@ def _writable(table: Table, body: dict[str, Any]) -> list[tuple[Column, Any]]:
     for name, value in body.items():
         column = _column(table, name)
         if column.generated:
-            raise ApiError(400, "read_only_column", f"column {name!r} is generated by the database; leave it out")
-        pairs.append((column, _as_param(column, value)))
+            raise ApiError(Code.READ_ONLY_COLUMN, f"column {name!r} is generated by the database; leave it out")
+        pairs.append((column, to_param(column, value)))
     return pairs
+
+
+def _comparand(column: Column) -> sql.Composable:
+    """The value a column is compared with: an untyped literal, as in plain SQL.
+
+    Except for a composite column: its ``=`` takes any record, and Postgres cannot
+    read an untyped literal as a record of no known type, so the value is cast to
+    the column's type (a row type has no modifier that a cast could apply).
+    """
+    if column.is_composite:
+        return sql.SQL("%s::") + sql.SQL(column.type_sql)
+    return sql.Placeholder()
 
 
 def _row_response(row_json: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -122,7 +128,7 @@ async def _execute(cur: Any, query: sql.Composable, params: list[Any]) -> None:
     try:
         await cur.execute(query, params)
     except (ValueError, UnicodeEncodeError) as exc:  # NUL bytes, lone surrogates
-        raise ApiError(400, "bad_value", f"a value cannot be stored as text: {exc}") from None
+        raise ApiError(Code.BAD_VALUE, f"a value cannot be stored as text: {exc}") from None
 
 
 async def _one(pool: aiopg.Pool, query: sql.Composable, params: list[Any]) -> tuple[Any, ...] | None:
@@ -133,7 +139,7 @@ async def _one(pool: aiopg.Pool, query: sql.Composable, params: list[Any]) -> tu
 
 
 def _not_found(table: Table, pk: str) -> ApiError:
-    return ApiError(404, "not_found", f"no row in {table.name!r} with {table.primary_key[0]} = {pk!r}")
+    return ApiError(Code.NOT_FOUND, f"no row in {table.name!r} with {table.primary_key[0]} = {pk!r}")
 
 
 def _int_param(request: web.Request, name: str, default: int, maximum: int | None = None) -> int:
@@ -143,10 +149,10 @@ def _int_param(request: web.Request, name: str, default: int, maximum: int | Non
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, "bad_parameter", f"?{name}= takes a whole number, got {raw!r}") from None
+        raise ApiError(Code.BAD_PARAMETER, f"?{name}= takes a whole number, got {raw!r}") from None
     if value < 0 or (maximum is not None and value > maximum):
         limit = f"0 to {maximum}" if maximum is not None else "0 or more"
-        raise ApiError(400, "bad_parameter", f"?{name}= must be {limit}, got {value}")
+        raise ApiError(Code.BAD_PARAMETER, f"?{name}= must be {limit}, got {value}")
     return value
 
 
@@ -162,7 +168,7 @@ def _order(table: Table, raw: str | None) -> sql.Composable:
         if "." in name:
             name, _, direction = name.rpartition(".")
             if direction not in ("asc", "desc"):
-                raise ApiError(400, "bad_parameter", f"?order= direction must be asc or desc, got {direction!r}")
+                raise ApiError(Code.BAD_PARAMETER, f"?order= direction must be asc or desc, got {direction!r}")
             descending = direction == "desc"
         column = _column(table, name)
         terms.append(sql.SQL("t.{} {}").format(sql.Identifier(column.name), sql.SQL("DESC" if descending else "ASC")))
@@ -181,10 +187,10 @@ async def list_rows(request: web.Request) -> web.Response:
         if name in RESERVED_PARAMS:
             continue
         column = _column(table, name)
-        conditions.append(sql.SQL("t.{} = ").format(sql.Identifier(column.name)) + _placeholder(column))
+        conditions.append(sql.SQL("t.{} = ").format(sql.Identifier(column.name)) + _comparand(column))
         params.append(value)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
-    query = sql.SQL("SELECT row_to_json(t)::text FROM {} AS t{} ORDER BY {} LIMIT %s OFFSET %s").format(
+    query = sql.SQL("SELECT row_to_json(t.*)::text FROM {} AS t{} ORDER BY {} LIMIT %s OFFSET %s").format(
         table.ident, where, order
     )
     params += [limit, offset]
@@ -198,14 +204,14 @@ async def create_row(request: web.Request) -> web.Response:
     table = _table(request)
     grant_of(request).require_write(table.name)
     pairs = _writable(table, await _read_object(request))
-    returning = sql.SQL(" RETURNING row_to_json(t)::text, {}::text").format(
+    returning = sql.SQL(" RETURNING row_to_json(t.*)::text, {}::text").format(
         sql.SQL("t.{}").format(sql.Identifier(table.key.name)) if table.key else sql.SQL("NULL")
     )
     if pairs:
         query = sql.SQL("INSERT INTO {} AS t ({}) VALUES ({})").format(
             table.ident,
             sql.SQL(", ").join(sql.Identifier(column.name) for column, _ in pairs),
-            sql.SQL(", ").join(_placeholder(column) for column, _ in pairs),
+            sql.SQL(", ").join(sql.Placeholder() for _ in pairs),
         )
     else:
         query = sql.SQL("INSERT INTO {} AS t DEFAULT VALUES").format(table.ident)
@@ -220,9 +226,9 @@ async def get_row(request: web.Request) -> web.Response:
     table = _table(request)
     key, pk = _key(table, request.match_info["pk"])
     grant_of(request).require_read(f"{table.name}/{pk}")
-    query = sql.SQL("SELECT row_to_json(t)::text FROM {} AS t WHERE t.{} = ").format(
-        table.ident, sql.Identifier(key.name)
-    ) + _placeholder(key)
+    query = sql.SQL("SELECT row_to_json(t.*)::text FROM {} AS t WHERE t.{} = {}").format(
+        table.ident, sql.Identifier(key.name), _comparand(key)
+    )
     row = await _one(request.app[POOL], query, [pk])
     if row is None:
         raise _not_found(table, pk)
@@ -235,14 +241,14 @@ async def update_row(request: web.Request) -> web.Response:
     key, pk = _key(table, request.match_info["pk"])
     pairs = _writable(table, await _read_object(request))
     if not pairs:
-        raise ApiError(400, "empty_update", "the body names no column to change")
+        raise ApiError(Code.EMPTY_UPDATE, "the body names no column to change")
     assignments = sql.SQL(", ").join(
-        sql.SQL("{} = ").format(sql.Identifier(column.name)) + _placeholder(column) for column, _ in pairs
+        sql.SQL("{} = ").format(sql.Identifier(column.name)) + sql.Placeholder() for column, _ in pairs
     )
     query = (
         sql.SQL("UPDATE {} AS t SET {} WHERE t.{} = ").format(table.ident, assignments, sql.Identifier(key.name))
-        + _placeholder(key)
-        + sql.SQL(" RETURNING row_to_json(t)::text")
+        + _comparand(key)
+        + sql.SQL(" RETURNING row_to_json(t.*)::text")
     )
     row = await _one(request.app[POOL], query, [value for _, value in pairs] + [pk])
     if row is None:
@@ -256,8 +262,8 @@ async def delete_row(request: web.Request) -> web.Response:
     key, pk = _key(table, request.match_info["pk"])
     query = (
         sql.SQL("DELETE FROM {} AS t WHERE t.{} = ").format(table.ident, sql.Identifier(key.name))
-        + _placeholder(key)
-        + sql.SQL(" RETURNING row_to_json(t)::text")
+        + _comparand(key)
+        + sql.SQL(" RETURNING row_to_json(t.*)::text")
     )
     row = await _one(request.app[POOL], query, [pk])
     if row is None:

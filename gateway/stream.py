@@ -28,6 +28,7 @@ from aiohttp_sse import EventSourceResponse
 
 from .access_log import stream_ended
 from .auth import grant_of
+from .codes import Code
 from .db import first_line
 from .errors import ApiError, error_response_for
 from .hub import CLIENT_GONE, Hub, Subscriber
@@ -59,13 +60,13 @@ _CURSOR = re.compile(r"^[0-9]{1,19}$")
 def parse_topics(request: web.Request) -> list[str]:
     topics = request.query.getall("topic", [])
     if not topics:
-        raise ApiError(400, "missing_topic", "name at least one topic: /events?topic=todos[&topic=todos/42]")
+        raise ApiError(Code.MISSING_TOPIC, "name at least one topic: /events?topic=todos[&topic=todos/42]")
     if len(topics) > MAX_TOPICS:
-        raise ApiError(400, "too_many_topics", f"at most {MAX_TOPICS} topics per connection, got {len(topics)}")
+        raise ApiError(Code.TOO_MANY_TOPICS, f"at most {MAX_TOPICS} topics per connection, got {len(topics)}")
     for topic in topics:
         if not _TOPIC.match(topic):
             raise ApiError(
-                400, "bad_topic", f"topic {topic!r} must be 1 to 200 characters without spaces or control characters"
+                Code.BAD_TOPIC, f"topic {topic!r} must be 1 to 200 characters without spaces or control characters"
             )
     return list(dict.fromkeys(topics))
 
@@ -78,7 +79,7 @@ def parse_cursor(request: web.Request) -> int | None:
     if raw is None or raw == "":
         return None
     if not _CURSOR.match(raw.strip()):
-        raise ApiError(400, "bad_cursor", f"Last-Event-ID must be an event id from this gateway (digits), got {raw!r}")
+        raise ApiError(Code.BAD_CURSOR, f"Last-Event-ID must be an event id from this gateway (digits), got {raw!r}")
     return int(raw.strip())
 
 

@@ -22,3 +22,15 @@ def test_readme_starts_with_the_two_commands_ci_runs() -> None:
     first_block = readme[readme.index("```sh") : readme.index("```", readme.index("```sh") + 5)]
     assert test_command in first_block
     assert "pg-sse-gateway serve" in first_block
+
+
+def test_readme_error_table_is_the_code_table() -> None:
+    from gateway.codes import Code
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| code | status | when |")
+    table = readme[start : readme.index("\n\n", start)].splitlines()[2:]
+    expected = [f"| `{c.code}` | {c.status if c.status is not None else 'its own'} | {c.when} |" for c in Code]
+    assert table == expected, "the README's error table differs from gateway/codes.py; its rows:\n" + "\n".join(
+        expected
+    )
