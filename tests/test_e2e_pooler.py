@@ -152,21 +152,28 @@ async def test_a_session_that_turns_unstable_stops_the_listener_and_releases_its
             await gw.caught_up()
             await gw.listener_asleep()  # the wake lock taken again, on a server that is pooled now
             ((old_backend, _),) = await advisory_locks(database)
-            pin = psycopg2.connect(pooled)  # the next client is given the listener's idle server
+            pins = []  # clients of the pooler, each in a transaction, until one has the listener's server
             try:
-                with pin.cursor() as cur:
-                    cur.execute("SELECT pg_backend_pid()")
-                    assert cur.fetchone() == (old_backend,)
+                for _ in range(10):
+                    pins.append(psycopg2.connect(pooled))
+                    with pins[-1].cursor() as cur:
+                        cur.execute("SELECT pg_backend_pid()")
+                        if cur.fetchone() == (old_backend,):
+                            break
+                else:
+                    raise AssertionError("PgBouncer never gave another client the listener's server")
                 async with asyncio.timeout(10):  # the listener's next check lands elsewhere
                     while gw.listener.connected:
                         await asyncio.sleep(0.01)
             finally:
-                pin.rollback()  # the old server is idle again: the listener releases it
+                for pin in pins:  # the old server is idle again: only the listener may release it
+                    pin.rollback()  # (closed mid-transaction, PgBouncer would drop that server itself)
             async with asyncio.timeout(10):
                 failure = await gw.listener.wait_failed()
+            for pin in pins:
+                pin.close()
             assert "not a stable Postgres session" in str(failure) and "GATEWAY_LISTEN_URL" in str(failure)
             assert f"changed from {old_backend}" in str(failure)
             assert await advisory_locks(database) == []
             async with gw.http.get(f"{gw.url}/readyz") as resp:
                 assert resp.status == 503
-            pin.close()
