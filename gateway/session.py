@@ -23,8 +23,9 @@ listener's connection, then:
   In transaction pooling an idle lone client's server is the most recently released
   one, and PgBouncer hands exactly that one to the next client (LIFO, its default):
   the probe gets the listener's backend. With round-robin servers, or other clients
-  taking it meanwhile, the listener's pid changes instead. Three rounds, each a
-  fresh transaction on both connections.
+  taking it meanwhile, the listener's pid changes instead. Three rounds of: the
+  probe's transaction, the listener's pid twice, the probe's rollback, the
+  listener's pid once more (so no rotation of servers keeps the listener on one).
 
 The check only ever runs ``SELECT pg_backend_pid()``: nothing is left on a pooled
 server whatever it finds. A pooler that still fools it (it would have to keep

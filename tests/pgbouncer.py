@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,9 +128,9 @@ def _accepts(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait_for(condition: object, what: str, bouncer: PgBouncer, within: float = 10.0) -> None:
+def _wait_for(condition: Callable[[], bool], what: str, bouncer: PgBouncer, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if bouncer.process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"waiting for {what}; PgBouncer's log:\n{bouncer.log.read_text()}")
         time.sleep(0.02)
