@@ -89,12 +89,18 @@ async def test_http_pool_through_a_transaction_pooler_with_a_direct_listener(ser
         async with start_gateway(pooled, listen_url=database, listener_check=30.0) as gw:
             await gw.listener_asleep()
             client = await gw.subscribe("todos")
+            events = []
             for title in ("one", "two", "three"):
                 async with gw.http.post(f"{gw.url}/api/todos", json={"title": title}) as resp:
                     assert resp.status == 201, await resp.text()
                 # promptly: woken by a notification, not by the 30 s check
                 (event,) = await client.take(1, timeout=3.0)
                 assert event.json["row"]["title"] == title
+                events.append(event)
+            # a resume replays in one transaction of the pool: through the pooler too
+            resumed = await gw.subscribe("todos", headers={"Last-Event-ID": events[0].id})
+            assert [e.id for e in await resumed.take(2)] == [e.id for e in events[1:]]
+            await resumed.close()
             async with gw.http.patch(f"{gw.url}/api/todos/{event.json['row']['id']}", json={"done": True}) as resp:
                 assert resp.status == 200, await resp.text()
             (event,) = await client.take(1, timeout=1.0)
