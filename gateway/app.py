@@ -119,7 +119,10 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app[DSN] = dsn
     app[HUB] = hub
     app[TABLES] = {}
-    app[LISTENER] = Listener(dsn, hub, settings.listener_check, settings.poll_interval, settings.busy_poll_interval)
+    listen_dsn = settings.listen_url or dsn
+    app[LISTENER] = Listener(
+        listen_dsn, hub, settings.listener_check, settings.poll_interval, settings.busy_poll_interval
+    )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_listener)
     app.cleanup_ctx.append(_retention)

@@ -18,6 +18,7 @@ from aiohttp import web
 from .app import create_app, create_runner
 from .config import ConfigError, Settings, add_arguments, load_settings
 from .db import DatabaseError, apply_schema, create_pool, redact, start_embedded
+from .state import LISTENER
 
 log = logging.getLogger("gateway")
 
@@ -122,6 +123,8 @@ async def _serve(settings: Settings, dsn: str) -> None:
         port = _bound_port(runner, settings.port)
         base = f"http://{settings.host}:{port}"
         database = f"embedded Postgres in {settings.data_dir}" if settings.embedded else redact(dsn)
+        if settings.listen_url:
+            database += f"; listener: {redact(settings.listen_url)}"
         loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
         print(f"pg-sse-gateway listening on {base} (database: {database}; event loop: {loop_name})", flush=True)
         if settings.demo:
@@ -130,7 +133,13 @@ async def _serve(settings: Settings, dsn: str) -> None:
                 f"  and: curl -X POST {base}/api/todos -H 'Content-Type: application/json' -d '{{\"title\":\"milk\"}}'",
                 flush=True,
             )
-        await stop.wait()
+        stopped = asyncio.ensure_future(stop.wait())
+        failed = asyncio.ensure_future(app[LISTENER].wait_failed())
+        await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if failed.done():  # the listener's session turned out unstable: exit 1 with its message
+            raise failed.result()
+        failed.cancel()
         log.info("stopping")
     finally:
         await runner.cleanup()

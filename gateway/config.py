@@ -138,6 +138,16 @@ class Settings:
         _text,
         "PostgreSQL 13+ to use; empty starts an embedded server under --data-dir",
         "DSN",
+        secret=True,
+    )
+    listen_url: str = _setting(
+        "",
+        "GATEWAY_LISTEN_URL",
+        _text,
+        "the listener's own connection (LISTEN and the wake lock need a stable session: Postgres directly, "
+        "or a pooler in session mode), so DATABASE_URL may go through a transaction pooler; empty: DATABASE_URL",
+        "DSN",
+        secret=True,
     )
     data_dir: str = _setting(
         _default_data_dir(),
@@ -321,6 +331,8 @@ def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, 
             values[setting.name] = _parse(setting.name, env[setting.metadata["env"]], setting.metadata["env"])
     if values.get("jwt_secret") and values.get("jwt_public_key"):
         raise ConfigError("set GATEWAY_JWT_SECRET (HS256) or GATEWAY_JWT_PUBLIC_KEY (RS256), not both")
+    if values.get("listen_url") and not values.get("database_url"):
+        raise ConfigError("GATEWAY_LISTEN_URL needs DATABASE_URL: the embedded Postgres is always reached directly")
     settings = Settings(**values)
     if "demo" not in values and settings.embedded:
         settings = Settings(**{**values, "demo": True})

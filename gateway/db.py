@@ -7,6 +7,7 @@ development, demos and tests; a deployment sets DATABASE_URL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from importlib import resources
@@ -154,12 +155,16 @@ async def apply_schema(pool: aiopg.Pool, watch: tuple[str, ...], demo: bool) -> 
     table outside the gateway schema is created.
 
     Idempotent, and safe when several gateways start at once: an advisory lock makes
-    them take turns.
+    them take turns. One transaction, with a transaction-level lock and SET LOCAL:
+    nothing stays on the server connection, so the pool may go through a transaction
+    pooler (in one, a session-level lock taken by one statement and released by the
+    next can stay behind on another server connection for good).
     """
     async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute("SELECT pg_advisory_lock(%s)", (_APPLY_LOCK_KEY,))
+        await cur.execute(
+            "BEGIN; SELECT pg_advisory_xact_lock(%s); SET LOCAL client_min_messages = warning", (_APPLY_LOCK_KEY,)
+        )
         try:
-            await cur.execute("SET client_min_messages = warning")
             for name in SQL_FILES:
                 await cur.execute(read_sql(name))
             demo_table = demo and "todos" in watch
@@ -173,8 +178,11 @@ async def apply_schema(pool: aiopg.Pool, watch: tuple[str, ...], demo: bool) -> 
                 if count == 0:
                     for title in _DEMO_TODOS:
                         await cur.execute("INSERT INTO public.todos (title) VALUES (%s)", (title,))
-        finally:
-            await cur.execute("SELECT pg_advisory_unlock(%s)", (_APPLY_LOCK_KEY,))
+        except BaseException:
+            with contextlib.suppress(psycopg2.Error):
+                await cur.execute("ROLLBACK")
+            raise
+        await cur.execute("COMMIT")
 
 
 async def _watch(cur: Any, table: str) -> int:

@@ -28,26 +28,40 @@ A wake-up that never comes costs latency, never an event: every sleeping listene
 still reads after ``check_interval`` (a sleeper that relies on another listener's
 lock after at most RELIANT_CHECK, in case that holder's connection died).
 
-The connection is dedicated (a pooled one would keep its LISTEN after release),
-has TCP keepalives so a silent network drop is noticed, and is checked with the
-same journal read whenever it has been quiet for ``check_interval`` seconds. On
-any error it is dropped and reopened with capped exponential backoff; the drop
-and the recovery are logged once each.
+The connection is dedicated (a pooled one would keep its LISTEN after release)
+and has its own DSN (GATEWAY_LISTEN_URL, by default DATABASE_URL), so the HTTP pool
+may go through a transaction pooler while the listener connects directly. It must
+be a stable session: LISTEN and the wake lock belong to one backend. Before it
+LISTENs or takes the lock, :func:`gateway.session.verify_session` proves that: a
+second connection through the same DSN, inside a transaction, is never given this
+backend, and the backend does not change between transactions. (Asking the pid
+alone is not enough: PgBouncer gives a lone idle client the server it has just
+released, every time; but it gives that same server to the next client too.) An
+unstable session stops the gateway with a message that says what to do. Afterwards every statement
+that takes or lets go of the lock, and every quiet check while holding it, states
+the backend it expects: the lock is only ever taken on the verified backend, and a
+session that turns out unstable later ends the listener for good, once it has
+released that backend's lock and LISTEN.
+
+The connection has TCP keepalives so a silent network drop is noticed, and is
+checked with the same journal read whenever it has been quiet for
+``check_interval`` seconds. On any error it is dropped and reopened with capped
+exponential backoff; the drop and the recovery are logged once each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import aiopg
 import psycopg2
-import psycopg2.extensions
 
 from .db import describe_connect_error, first_line
 from .hub import Hub
 from .journal import CURRENT_POSITION, Snapshot, begin_read, end_read, newly_visible
+from .session import UnstableSession, release_old_session, verify_session
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +79,16 @@ BUSY_POLL_MAX = 0.25
 
 # Try to go to sleep: "held" (ours now), "busy" (writers in flight that skipped
 # NOTIFY: keep polling) or "other" (another listener's: writers notify meanwhile).
+# "moved": this transaction is not on the session's backend (pid): take nothing.
 TRY_SLEEP = f"""
-SELECT CASE WHEN pg_try_advisory_lock({WAKE_LOCK}) THEN 'held'
+SELECT CASE WHEN pg_backend_pid() <> %(pid)s THEN 'moved'
+            WHEN pg_try_advisory_lock({WAKE_LOCK}) THEN 'held'
             WHEN pg_try_advisory_lock_shared({WAKE_LOCK}) AND pg_advisory_unlock_shared({WAKE_LOCK}) THEN 'busy'
-            ELSE 'other' END"""
+            ELSE 'other' END, pg_backend_pid()"""
 # Let go of the lock, then wake every other listener that sleeps relying on it.
-WAKE_UP = f"SELECT pg_advisory_unlock({WAKE_LOCK}), pg_notify('{CHANNEL}', 'wake')"
+WAKE_UP = f"""
+SELECT CASE WHEN pg_backend_pid() <> %(pid)s THEN 'moved' ELSE pg_advisory_unlock({WAKE_LOCK})::text END,
+       pg_backend_pid(), pg_notify('{CHANNEL}', 'wake')"""
 
 POLLING, HOLDING, RELYING = "polling", "holding", "relying"
 
@@ -78,9 +96,11 @@ POLLING, HOLDING, RELYING = "polling", "holding", "relying"
 # keepalives on both ends so a dead peer is noticed within ~30 s (Unix sockets
 # ignore them).
 # The server's side too: a backend whose client vanished releases the wake lock
-# within ~30 s instead of after the server default's two hours. Added to any
-# options the DSN already has.
-_SERVER_OPTIONS = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+# within ~30 s instead of after the server default's two hours. Set once the session
+# is verified, not as a startup option: PgBouncer refuses startup options.
+_SERVER_KEEPALIVES = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3"
+# How long a listener whose session moved tries to release its old backend.
+RELEASE_WITHIN = 5.0
 
 _CONNECT_OPTIONS = {
     "application_name": "pg-sse-gateway listener",
@@ -122,14 +142,26 @@ class Listener:
         self._down = False  # a drop was logged and no recovery yet
         self._stopping = False
         self._conn: aiopg.Connection | None = None
+        self._pid = 0  # the session's backend, as verified when it connected
+        self.failure: UnstableSession | None = None  # why it stopped for good
+        self._failed = asyncio.Event()
         # A read that broke off part-way: the snapshot it was reading up to and the last
         # id it handed the hub. The next read finishes exactly that slice first, so a
         # dropped connection never makes live subscribers see an event twice.
         self._unfinished: tuple[Snapshot, int] | None = None
 
     async def wait_started(self) -> None:
-        """Wait until the first connection has set the hub's position."""
+        """Wait until the first connection has set the hub's position; raises the
+        UnstableSession that stopped the listener if it never got there."""
         await self._started.wait()
+        if self.failure is not None:
+            raise self.failure
+
+    async def wait_failed(self) -> UnstableSession:
+        """Wait until the listener stops for good (its session is not stable); why."""
+        await self._failed.wait()
+        assert self.failure is not None
+        return self.failure
 
     async def stop(self, task: asyncio.Task[None], within: float) -> None:
         """End ``task`` (running run()) for good, within ``within`` seconds.
@@ -153,6 +185,14 @@ class Listener:
         while not self._stopping:
             try:
                 await self._session()
+            except UnstableSession as exc:
+                if self._started.is_set():  # at start-up, the caller says it (one line)
+                    log.error("listener stopped: %s", exc)
+                self.failure = exc
+                self.connected = False
+                self._started.set()
+                self._failed.set()
+                return
             except (psycopg2.Error, OSError, TimeoutError, RuntimeError) as exc:
                 if self._stopping:
                     return
@@ -169,11 +209,12 @@ class Listener:
 
     async def _session(self) -> None:
         """One connection's life: LISTEN, catch up, then follow notifications."""
-        options = " ".join(filter(None, (psycopg2.extensions.parse_dsn(self._dsn).get("options"), _SERVER_OPTIONS)))
-        conn = await aiopg.connect(self._dsn, timeout=10.0, options=options, **_CONNECT_OPTIONS)
+        conn = await aiopg.connect(self._dsn, timeout=10.0, **_CONNECT_OPTIONS)
         self._conn = conn
         try:
+            self._pid = await verify_session(conn, self._dsn)  # before anything stays on the backend
             async with conn.cursor() as cur:
+                await cur.execute(_SERVER_KEEPALIVES)
                 await cur.execute(f"LISTEN {CHANNEL}")
                 if self._snapshot is None:
                     await cur.execute(CURRENT_POSITION)
@@ -198,12 +239,17 @@ class Listener:
         self._empty_polls = 0
         while not self._stopping:
             notified = await _wait(notifies, self._wait_time())
+            if not notified and self.mode == HOLDING:
+                await self._check_backend(cur)
             if notified:
                 while not notifies.empty():
                     notifies.get_nowait()
                 if not self._stay_asleep:
                     if self.mode == HOLDING:
-                        await cur.execute(WAKE_UP)
+                        await cur.execute(WAKE_UP, {"pid": self._pid})
+                        outcome, backend, _ = await cur.fetchone()
+                        if outcome == "moved":
+                            await self._moved(cur, backend)
                     self.mode = POLLING
                 self._empty_polls = 0
             if await self._read(cur):
@@ -231,13 +277,38 @@ class Listener:
 
     async def _try_sleep(self, cur: Any) -> None:
         """Go to sleep if no writer that skipped NOTIFY is still in flight (see the module doc)."""
-        await cur.execute(TRY_SLEEP)
-        (outcome,) = await cur.fetchone()
+        await cur.execute(TRY_SLEEP, {"pid": self._pid})
+        outcome, backend = await cur.fetchone()
+        if outcome == "moved":
+            await self._moved(cur, backend)
         if outcome == "busy":
             self.mode = POLLING
             return
         self.mode = HOLDING if outcome == "held" else RELYING
         await self._read(cur)  # what the writers that skipped NOTIFY committed before
+
+    async def _check_backend(self, cur: Any) -> None:
+        """A quiet check while holding the lock: is this still the session's backend?"""
+        await cur.execute("SELECT pg_backend_pid()")
+        (backend,) = await cur.fetchone()
+        if backend != self._pid:
+            await self._moved(cur, backend)
+
+    async def _moved(self, cur: Any, backend: int) -> NoReturn:
+        """The session turned out unstable: release the old backend's lock and LISTEN, stop."""
+        self.connected = False
+        try:
+            released = await release_old_session(cur, self._pid, RELEASE_WITHIN)
+        except (psycopg2.Error, OSError, TimeoutError, RuntimeError):
+            released = False
+        if not released:
+            log.error(
+                "listener: backend %d may hold the wake lock until that server connection closes "
+                "(SELECT pg_terminate_backend(%d) ends it)",
+                self._pid,
+                self._pid,
+            )
+        raise UnstableSession(self._dsn, f"its backend changed from {self._pid} to {backend} between transactions")
 
     async def _read(self, cur: Any) -> int:
         """Hand the hub everything committed since the last read, page by page; how many events."""

@@ -153,3 +153,18 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+def test_listen_url_is_the_listeners_own_dsn_and_stays_out_of_repr() -> None:
+    settings = load_settings(
+        flags("--listen-url", "postgresql://gw:listen-secret@db:5432/app"),
+        environ={"DATABASE_URL": "postgresql://gw:pool-secret@pgbouncer:6432/app"},
+    )
+    assert settings.listen_url == "postgresql://gw:listen-secret@db:5432/app"
+    assert load_settings(None, environ={"DATABASE_URL": "postgresql://db/app"}).listen_url == ""  # DATABASE_URL's
+    assert "secret" not in repr(settings)
+
+
+def test_listen_url_without_database_url_is_refused() -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_LISTEN_URL needs DATABASE_URL"):
+        load_settings(None, environ={"GATEWAY_LISTEN_URL": "postgresql://db/app"})
