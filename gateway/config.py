@@ -251,6 +251,13 @@ class Settings:
     )
     log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL", _log_level, "debug, info, warning, error", "LEVEL")
     log_format: str = _setting("text", "GATEWAY_LOG_FORMAT", _log_format, "text, or json (one object per line)", "FMT")
+    keepalive_timeout: float = _setting(
+        75.0,
+        "GATEWAY_KEEPALIVE_TIMEOUT",
+        _positive_float,
+        "seconds an idle keep-alive connection is kept open between requests (live streams are not idle)",
+        "S",
+    )
     access_log: bool = _setting(
         True,
         "GATEWAY_ACCESS_LOG",

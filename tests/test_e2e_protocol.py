@@ -260,6 +260,26 @@ async def test_keep_alive_idle_between_requests_and_live_streams_outlast_the_bou
     writer.close()
 
 
+async def test_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout(database: str) -> None:
+    """aiohttp's own default would keep it an hour: one client could hold sockets idle that long."""
+    async with start_gateway(database, keepalive_timeout=0.5) as gw:
+        reader, writer = await asyncio.open_connection(*address(gw))
+        stream = await gw.subscribe("todos")
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            while await reader.read(1024):  # the body, then the close
+                pass
+        assert 0.4 <= time.monotonic() - started < 5
+        writer.close()
+        # A live stream is not an idle connection: it outlasts the bound.
+        await gw.sql("INSERT INTO todos (title) VALUES ('after the keep-alive bound')")
+        assert (await stream.next()).json["row"]["title"] == "after the keep-alive bound"
+        await stream.close()
+
+
 async def test_gateway_process_log_has_no_token_and_one_quiet_line_per_malformed_request(database: str) -> None:
     """The real CLI process, its real log handler: what an operator's log collector would get."""
     async with gateway_process(database, env={"GATEWAY_LOG_LEVEL": "debug"}) as (proc, url):
