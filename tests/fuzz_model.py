@@ -11,7 +11,8 @@ what is valid; but nothing is ever stored other than as sent:
   overflows or underflows a double is refused, never stored as Infinity or 0);
 * a string is the text Postgres casts (``' 42 '`` into an integer is 42), except
   that text and varchar(n) keep it character for character: over n characters is
-  refused, trailing spaces included; NUL and lone surrogates cannot be text at all;
+  refused, unless only spaces are past n, which plain SQL drops (the README says
+  so); NUL and lone surrogates cannot be text at all;
 * json keeps the value's bytes as sent, jsonb its value (compared in Postgres);
 * a JSON array into text[] is that array, element by element (elements as text,
   nested arrays as a multidimensional array, or refused).
@@ -124,9 +125,11 @@ class Oracle:
                 return REFUSED  # Postgres: out of range for type double precision
             return Expect("float", nearest)
         text = scalar_text(j)
+        if type_sql.startswith("varchar") and len(text) > VARCHAR_LENGTH:
+            if text[VARCHAR_LENGTH:].strip(" "):
+                return REFUSED  # too long: refused, never truncated (issue 9, item 1)
+            text = text[:VARCHAR_LENGTH]  # spaces past n: dropped, as plain SQL does (README)
         if type_sql == "text" or type_sql.startswith("varchar"):
-            if type_sql.startswith("varchar") and len(text) > VARCHAR_LENGTH:
-                return REFUSED
             return Expect("text", text) if _storable(text) else REFUSED
         return self.cast(text, type_sql)
 

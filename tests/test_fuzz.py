@@ -397,7 +397,7 @@ def _post_raw(raw: bytes) -> Request:
 # The faults of issue 9 that this fuzz found first, run on every run whatever the seed.
 EXAMPLES = [
     [_post(("label", '"a"'), ("code", '"abcdefgh"'))],  # item 1: varchar(5) truncated
-    [_post(("label", '"a"'), ("code", '"abcde   "'))],  # item 1: trailing spaces cut, as in plain SQL
+    [_post(("label", '"a"'), ("code", '"abcde   "'))],  # item 1: spaces past n dropped, as plain SQL does
     [
         _post(
             ("label", '"a"'),
