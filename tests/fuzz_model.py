@@ -46,7 +46,8 @@ CREATE TABLE fuzz (
     doc jsonb,
     raw json,
     tags text[],
-    at timestamptz
+    at timestamptz,
+    t text  -- the alias the gateway's SQL once gave the row (issue 9, item 5)
 )
 """
 COLUMNS = {
@@ -62,11 +63,12 @@ COLUMNS = {
     "raw": "json",
     "tags": "text[]",
     "at": "timestamptz",
+    "t": "text",
 }
 VARCHAR_LENGTH = 5
 READ_TABLE = (
     "SELECT id::text, label, code, qty::text, big::text, amount::text, ratio::text, flag::text,"
-    " doc::text, raw::text, tags, at::text FROM fuzz ORDER BY id"
+    " doc::text, raw::text, tags, at::text, t FROM fuzz ORDER BY id"
 )
 
 

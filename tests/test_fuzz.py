@@ -156,6 +156,7 @@ _GOOD: dict[str, st.SearchStrategy[J]] = {
     "raw": json_values,
     "tags": arrays_of(st.one_of(strings(_plain_text), nulls, numbers, bools)),
     "at": _strings_of(*TIMESTAMPS),
+    "t": strings(_plain_text),
 }
 _ODD: dict[str, st.SearchStrategy[J]] = {
     "id": _strings_of("3", " 4", "x", "5.0", "1e0", "-1"),
@@ -170,6 +171,7 @@ _ODD: dict[str, st.SearchStrategy[J]] = {
     "raw": deep(),
     "tags": st.one_of(arrays_of(scalars), arrays_of(arrays_of(scalars)), _strings_of("{a,b}", "{}", "{{a},{b}}", "{a")),
     "at": st.one_of(numbers, strings()),
+    "t": st.one_of(strings(), numbers, bools),
 }
 VALUES = {name: weighted((6, _GOOD[name]), (2, _ODD[name]), (1, any_json)) for name in COLUMNS}
 UNKNOWN_KEYS = st.one_of(
