@@ -102,7 +102,7 @@ async def _read_object(request: web.Request) -> tuple[dict[str, Any], str]:
 def _writable(table: Table, body: tuple[dict[str, Any], str]) -> list[tuple[Column, Any]]:
     """(column, parameter) for each member; a ``json`` column gets the member's text as sent."""
     values, text = body
-    pairs = []
+    pairs: list[tuple[Column, Any]] = []
     texts: dict[str, str] | None = None
     for name, value in values.items():
         column = _column(table, name)
