@@ -73,19 +73,24 @@ CREATE TABLE IF NOT EXISTS gateway.exposed (
 -- was deleted since. So the prune also keeps:
 --   boundary_tx, boundary_xmin  tx and tx_xmin of the row pruned_through, so a
 --                               cursor naming that deleted row can still resume;
---   late_tx                     the largest tx among the other deleted rows (its
---                               own transaction's rows are never late for a row);
+--   late_tx, second_late_tx     the largest tx among the deleted rows, and the
+--                               largest other than late_tx: so the largest deleted
+--                               tx other than a cursor's own (a transaction's own
+--                               rows are never late for it) is one or the other;
 --   pruned_snapshot             the snapshot of the last prune that deleted rows:
 --                               a row it does not see committed after every
 --                               deleted row, which therefore cannot be late for it.
 -- A cursor whose row is seen by pruned_snapshot and whose tx_xmin is at or below
--- a deleted tx gets a refetch (gateway/journal.py, resume_verdict).
+-- a deleted tx of another transaction gets a refetch (gateway/journal.py,
+-- resume_verdict). Both late columns may be above the truth (never below): after
+-- an upgrade they are the transaction horizon of the moment.
 CREATE TABLE IF NOT EXISTS gateway.retention (
     one_row         boolean PRIMARY KEY DEFAULT true CHECK (one_row),
     pruned_through  bigint NOT NULL DEFAULT 0,
     boundary_tx     xid8,
     boundary_xmin   xid8,
     late_tx         xid8,
+    second_late_tx  xid8,
     pruned_snapshot pg_snapshot
 );
 INSERT INTO gateway.retention DEFAULT VALUES ON CONFLICT DO NOTHING;
@@ -107,20 +112,35 @@ BEGIN
 END
 $$;
 
+-- A retention table whose late_tx left out the boundary row's transaction (no
+-- second_late_tx): every deleted tx other than boundary_tx is at or below that
+-- late_tx, which is therefore a sound second_late_tx.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = 'gateway.retention'::regclass AND attname = 'second_late_tx' AND NOT attisdropped) THEN
+        ALTER TABLE gateway.retention ADD COLUMN second_late_tx xid8;
+        UPDATE gateway.retention SET second_late_tx = late_tx, late_tx = greatest(late_tx, boundary_tx);
+    END IF;
+END
+$$;
+
 -- Delete one batch of journal rows older than max_age or beyond the newest
 -- max_rows; return how many went. Short batches keep locks short, so writers
 -- (who only ever insert new ids) never wait; the gateway calls it until it
 -- returns 0. Concurrent callers (several gateways) skip instead of queueing.
 --
--- The age limit never deletes a row that could be a late row for the newest row,
--- so clients whose cursor is the newest id (up-to-date ones, refetched ones, all
--- of them after a quiet period that emptied the journal) resume without a
--- refetch. So while a writer transaction stays open, the age limit keeps what was
--- written since it began. (Doing the same for every kept row would need each
--- row's tx_xmin, which no index holds; a cursor near the age boundary gets a
--- refetch instead.) The row limit is a limit: it deletes regardless. What either
--- deletes is recorded in gateway.retention, whose check refuses the cursors for
--- which a deleted row could be late.
+-- The age limit never leaves the newest row's cursor refused: it stops below any
+-- row that could be late for the newest row, and deletes nothing while a row an
+-- earlier prune deleted could be (a transaction that stayed open keeps every later
+-- row's tx_xmin low). So clients whose cursor is the newest id (up-to-date ones,
+-- refetched ones, all of them after a quiet period that emptied the journal)
+-- resume without a refetch, and while a writer transaction stays open the age
+-- limit keeps what was written since it began. (Doing the same for every kept
+-- row would need each row's tx_xmin, which no index holds; a cursor near the age
+-- boundary gets a refetch instead.) The row limit is a limit: it deletes
+-- regardless. What either deletes is recorded in gateway.retention, whose check
+-- refuses the cursors for which a deleted row could be late.
 CREATE OR REPLACE FUNCTION gateway.prune(max_age interval, max_rows bigint, batch integer DEFAULT 5000)
 RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -133,6 +153,7 @@ DECLARE
     newest  record;
     risky   bigint;
     gone    record;
+    top_tx  xid8;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(1735549285) THEN
         RETURN 0;
@@ -146,12 +167,17 @@ BEGIN
                                       WHERE id < oldest + batch ORDER BY id) b
      WHERE created_at < now() - max_age;
 
-    -- The age limit stops below any row that could be late for the newest row.
+    -- The age limit stops below any row that could be late for the newest row, and
+    -- at once if a deleted one could be.
     IF by_age IS NOT NULL THEN
         SELECT id, tx, tx_xmin INTO newest FROM gateway.journal ORDER BY id DESC LIMIT 1;
-        SELECT min(id) INTO risky FROM gateway.journal
-         WHERE id BETWEEN oldest AND least(by_age, newest.id - 1) AND tx >= newest.tx_xmin AND tx <> newest.tx;
-        by_age := least(by_age, risky - 1);
+        IF (CASE WHEN kept.late_tx <> newest.tx THEN kept.late_tx ELSE kept.second_late_tx END) >= newest.tx_xmin THEN
+            by_age := NULL;
+        ELSE
+            SELECT min(id) INTO risky FROM gateway.journal
+             WHERE id BETWEEN oldest AND least(by_age, newest.id - 1) AND tx >= newest.tx_xmin AND tx <> newest.tx;
+            by_age := least(by_age, risky - 1);
+        END IF;
     END IF;
 
     SELECT id INTO by_rows FROM gateway.journal ORDER BY id DESC OFFSET max_rows LIMIT 1;
@@ -161,24 +187,26 @@ BEGIN
     END IF;
 
     WITH deleted AS (DELETE FROM gateway.journal WHERE id <= cutoff RETURNING id, tx, tx_xmin),
-         top AS (SELECT id, tx, tx_xmin FROM deleted ORDER BY id DESC LIMIT 1)
+         top AS (SELECT id, tx, tx_xmin FROM deleted ORDER BY id DESC LIMIT 1),
+         txs AS (SELECT DISTINCT tx FROM deleted ORDER BY tx DESC LIMIT 2)
     SELECT (SELECT count(*) FROM deleted)::integer AS n, top.id, top.tx, top.tx_xmin,
-           (SELECT d.tx FROM deleted d WHERE d.tx <> top.tx ORDER BY d.tx DESC LIMIT 1) AS other_tx,
-           (SELECT d.tx FROM deleted d ORDER BY d.tx DESC LIMIT 1) AS any_tx
+           (SELECT tx FROM txs ORDER BY tx DESC LIMIT 1) AS late_tx,
+           (SELECT tx FROM txs ORDER BY tx DESC OFFSET 1 LIMIT 1) AS second_late_tx
       INTO gone
       FROM top;
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
-    IF gone.id > kept.pruned_through THEN  -- a new boundary row; the old one is now an ordinary deleted row
-        UPDATE gateway.retention
-           SET pruned_through = gone.id, boundary_tx = gone.tx, boundary_xmin = gone.tx_xmin,
-               late_tx = greatest(late_tx, gone.other_tx,
-                                  CASE WHEN boundary_tx <> gone.tx THEN boundary_tx END),
-               pruned_snapshot = pg_current_snapshot();
-    ELSE  -- rows below the boundary that committed after an earlier prune passed them
-        UPDATE gateway.retention
-           SET late_tx = greatest(late_tx, gone.any_tx), pruned_snapshot = pg_current_snapshot();
+    -- Merge the two largest txs deleted before with this round's: each pair bounds
+    -- (the largest, the largest other than it), and so does the merged pair.
+    top_tx := greatest(kept.late_tx, gone.late_tx);
+    UPDATE gateway.retention
+       SET late_tx = top_tx,
+           second_late_tx = greatest(CASE WHEN kept.late_tx <> top_tx THEN kept.late_tx END, kept.second_late_tx,
+                                     CASE WHEN gone.late_tx <> top_tx THEN gone.late_tx END, gone.second_late_tx),
+           pruned_snapshot = pg_current_snapshot();
+    IF gone.id > kept.pruned_through THEN  -- a new boundary row
+        UPDATE gateway.retention SET pruned_through = gone.id, boundary_tx = gone.tx, boundary_xmin = gone.tx_xmin;
     END IF;
     RETURN gone.n;
 END

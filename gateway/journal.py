@@ -76,7 +76,7 @@ END_READ = "COMMIT"
 RESUME_POINT = """
 SELECT pg_current_snapshot()::text, r.pruned_through,
        greatest((SELECT max(id) FROM gateway.journal), r.pruned_through),
-       r.boundary_tx::text, r.boundary_xmin::text, r.late_tx::text, r.pruned_snapshot::text,
+       r.boundary_tx::text, r.boundary_xmin::text, r.late_tx::text, r.second_late_tx::text, r.pruned_snapshot::text,
        below.id, below.tx::text, below.tx_xmin::text
   FROM gateway.retention r
   LEFT JOIN LATERAL (SELECT id, tx, tx_xmin FROM gateway.journal
@@ -201,6 +201,7 @@ class ResumePoint:
     boundary_tx: int | None
     boundary_xmin: int | None
     late_tx: int | None
+    second_late_tx: int | None
     pruned_snapshot: Snapshot | None
     below_id: int | None
     below_tx: int | None
@@ -208,7 +209,7 @@ class ResumePoint:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> ResumePoint:
-        snap, pruned, newest, b_tx, b_xmin, late, pruned_snap, below_id, below_tx, below_xmin = row
+        snap, pruned, newest, b_tx, b_xmin, late, second_late, pruned_snap, below_id, below_tx, below_xmin = row
         return cls(
             Snapshot.parse(snap),
             int(pruned),
@@ -216,6 +217,7 @@ class ResumePoint:
             _int(b_tx),
             _int(b_xmin),
             _int(late),
+            _int(second_late),
             Snapshot.parse(pruned_snap) if pruned_snap is not None else None,
             _int(below_id),
             _int(below_tx),
@@ -239,10 +241,11 @@ def resume_verdict(cursor: int, point: ResumePoint) -> Verdict:
     every id (not from this database), or one for which a deleted row could be a
     late row: its tx at or above the cursor row's tx_xmin, another transaction than
     the cursor's, and the cursor's row committed before that prune (a row the
-    prune's snapshot does not see committed after everything it deleted). Deleted
-    rows of the boundary's transaction are counted apart (boundary_tx), so the
-    cursor that names the last pruned row resumes: after a quiet period that
-    emptied the journal, that is every up-to-date client.
+    prune's snapshot does not see committed after everything it deleted). The
+    largest deleted tx other than the cursor's own is late_tx or, when late_tx is
+    the cursor's, second_late_tx; so the cursor that names the last pruned row
+    resumes: after a quiet period that emptied the journal, that is every
+    up-to-date client.
     """
     if cursor < point.pruned_through:
         return Verdict(CURSOR_EXPIRED)
@@ -258,9 +261,7 @@ def resume_verdict(cursor: int, point: ResumePoint) -> Verdict:
     else:  # an id no committed row has: bound it by the rows around it
         bounds = [x for x in (point.below_xmin, point.boundary_xmin) if x is not None]
         tx, xmin = None, min(bounds) if bounds else (None if pruned else 0)
-    risk = point.late_tx
-    if point.boundary_tx is not None and cursor != point.pruned_through and tx != point.boundary_tx:
-        risk = point.boundary_tx if risk is None else max(risk, point.boundary_tx)
+    risk = point.late_tx if tx is None or tx != point.late_tx else point.second_late_tx
     if risk is not None:
         before_prune = tx is None or point.pruned_snapshot is None or point.pruned_snapshot.sees(tx)
         if before_prune and (xmin is None or risk >= xmin):

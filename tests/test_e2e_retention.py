@@ -131,7 +131,7 @@ async def test_a_journal_pruned_by_an_older_gateway_refetches_its_old_cursors_on
         await gw.sql("INSERT INTO todos (title) SELECT 'old ' || i FROM generate_series(1, 3) i")
     await run_sql(
         database,
-        "ALTER TABLE gateway.retention DROP COLUMN boundary_tx, DROP COLUMN boundary_xmin,"
+        "ALTER TABLE gateway.retention DROP COLUMN boundary_tx, DROP COLUMN boundary_xmin, DROP COLUMN second_late_tx,"
         " DROP COLUMN late_tx, DROP COLUMN pruned_snapshot;"
         "DELETE FROM gateway.journal WHERE id = 1; UPDATE gateway.retention SET pruned_through = 1",
     )

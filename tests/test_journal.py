@@ -167,7 +167,8 @@ def point(**changes: object) -> ResumePoint:
         "newest": 120,
         "boundary_tx": 600,
         "boundary_xmin": 590,
-        "late_tx": 580,
+        "late_tx": 600,
+        "second_late_tx": 580,
         "pruned_snapshot": Snapshot.parse("700:700:"),
         "below_id": 100,
         "below_tx": 650,
@@ -182,7 +183,14 @@ def point(**changes: object) -> ResumePoint:
         # nothing pruned yet: replay from the cursor row's xmin
         (
             100,
-            {"pruned_through": 0, "boundary_tx": None, "boundary_xmin": None, "late_tx": None, "pruned_snapshot": None},
+            {
+                "pruned_through": 0,
+                "boundary_tx": None,
+                "boundary_xmin": None,
+                "late_tx": None,
+                "second_late_tx": None,
+                "pruned_snapshot": None,
+            },
             Verdict(None, 640),
         ),
         # a fresh database: cursor 0, no rows
@@ -194,6 +202,7 @@ def point(**changes: object) -> ResumePoint:
                 "boundary_tx": None,
                 "boundary_xmin": None,
                 "late_tx": None,
+                "second_late_tx": None,
                 "pruned_snapshot": None,
                 "below_id": None,
                 "below_tx": None,
@@ -208,20 +217,35 @@ def point(**changes: object) -> ResumePoint:
         # the cursor names the last pruned row: its recorded xmin bounds the replay
         (90, {"below_id": 80, "below_tx": 500, "below_xmin": 400}, Verdict(None, 590)),
         # ...unless another deleted transaction could have committed after it
-        (90, {"below_id": None, "late_tx": 595}, Verdict("cursor_expired")),
+        (90, {"below_id": None, "second_late_tx": 595}, Verdict("cursor_expired")),
         # the boundary row could be late for the cursor (item 7: it committed after the
         # cursor's row was delivered, then went with older rows)
-        (100, {"boundary_tx": 645}, Verdict("cursor_expired")),
-        (100, {"late_tx": 640}, Verdict("cursor_expired")),
+        (100, {"boundary_tx": 645, "late_tx": 645}, Verdict("cursor_expired")),
+        (100, {"late_tx": 640, "second_late_tx": 600}, Verdict("cursor_expired")),
         # the same, but the cursor's row committed after that prune: nothing deleted is late for it
-        (100, {"boundary_tx": 645, "pruned_snapshot": Snapshot.parse("600:650:")}, Verdict(None, 640)),
-        # deleted rows of the cursor's own transaction are never late for it
-        (100, {"boundary_tx": 650}, Verdict(None, 640)),
+        (
+            100,
+            {"boundary_tx": 645, "late_tx": 645, "pruned_snapshot": Snapshot.parse("600:650:")},
+            Verdict(None, 640),
+        ),
+        # deleted rows of the cursor's own transaction are never late for it, the
+        # boundary row or not; the largest other deleted tx decides
+        (100, {"boundary_tx": 650, "late_tx": 650}, Verdict(None, 640)),
+        (100, {"late_tx": 650, "second_late_tx": 600}, Verdict(None, 640)),
+        (100, {"late_tx": 650, "second_late_tx": 645}, Verdict("cursor_expired")),
         # the journal emptied: the position is pruned_through, and it resumes
         (90, {"newest": 90, "below_id": None, "below_tx": None, "below_xmin": None}, Verdict(None, 590)),
         # a journal pruned before the prune kept these facts: its old cursors refetch once
-        (90, {"boundary_tx": None, "boundary_xmin": None, "late_tx": 700, "below_id": None}, Verdict("cursor_expired")),
-        (100, {"boundary_tx": None, "boundary_xmin": None, "late_tx": 700}, Verdict("cursor_expired")),
+        (
+            90,
+            {"boundary_tx": None, "boundary_xmin": None, "late_tx": 700, "second_late_tx": 700, "below_id": None},
+            Verdict("cursor_expired"),
+        ),
+        (
+            100,
+            {"boundary_tx": None, "boundary_xmin": None, "late_tx": 700, "second_late_tx": 700},
+            Verdict("cursor_expired"),
+        ),
         # an id no row has (rolled back, never sent): bounded by the row below it...
         (
             95,
@@ -230,6 +254,7 @@ def point(**changes: object) -> ResumePoint:
                 "boundary_tx": None,
                 "boundary_xmin": None,
                 "late_tx": None,
+                "second_late_tx": None,
                 "below_id": 80,
                 "below_xmin": 400,
             },
@@ -244,6 +269,6 @@ def test_resume_verdict(cursor: int, facts: dict[str, object], verdict: Verdict)
 
 
 def test_resume_point_reads_the_row_of_resume_point() -> None:
-    row = ("900:900:", 90, 120, "600", "590", None, "700:700:", 100, "650", "640")
+    row = ("900:900:", 90, 120, "600", "590", "600", None, "700:700:", 100, "650", "640")
 
-    assert ResumePoint.from_row(row) == point(late_tx=None)
+    assert ResumePoint.from_row(row) == point(second_late_tx=None)

@@ -142,3 +142,26 @@ async def test_exposed_table_dropped_meanwhile_is_forgotten_with_its_capture_fun
 
     assert await run_sql(database, "SELECT name FROM gateway.exposed") == [("todos",)]
     assert await run_sql(database, "SELECT to_regprocedure(%s)", (f"gateway.capture_{oid}()",)) == [(None,)]
+
+
+@pytest.mark.parametrize(
+    ("late_tx", "boundary_tx", "converted"),
+    [("100", "200", ("200", "100")), ("300", "200", ("300", "300")), (None, "200", ("200", None))],
+    ids=["boundary_largest", "other_largest", "only_the_boundary_transaction"],
+)
+async def test_schema_converts_a_retention_whose_late_tx_left_out_the_boundary_transaction(
+    database: str, late_tx: str | None, boundary_tx: str, converted: tuple[str | None, str | None]
+) -> None:
+    """Before second_late_tx, late_tx was the largest deleted xid other than the
+    boundary row's: the pair becomes bounds that are never below the truth."""
+    await _apply(database, ("todos",))
+    await run_sql(
+        database,
+        "ALTER TABLE gateway.retention DROP COLUMN second_late_tx;"
+        "UPDATE gateway.retention SET pruned_through = 5, boundary_tx = %s, boundary_xmin = %s, late_tx = %s",
+        (boundary_tx, boundary_tx, late_tx),
+    )
+    await _apply(database, ("todos",))
+    await _apply(database, ("todos",))  # once only
+    rows = await run_sql(database, "SELECT late_tx::text, second_late_tx::text FROM gateway.retention")
+    assert rows == [converted]
