@@ -17,6 +17,8 @@ from .conftest import RunningGateway, run_sql, start_gateway
 
 SCHEMA = """
 CREATE DOMAIN short_text AS varchar(5);
+CREATE DOMAIN doc AS jsonb;
+CREATE DOMAIN doc_of_doc AS doc;
 CREATE TYPE xy AS (x int, label varchar(3));
 CREATE TABLE vals (
     id  int PRIMARY KEY,
@@ -33,7 +35,12 @@ CREATE TABLE vals (
     j   json,
     jb  jsonb,
     na  numeric[],
-    p   xy
+    p   xy,
+    dj  doc_of_doc,
+    ja  jsonb[],
+    da  doc[],
+    bx  box[],
+    m   int[]
 );
 CREATE TABLE codes (code varchar(5) PRIMARY KEY, note text);
 """
@@ -91,10 +98,23 @@ FITS = [
     ("a", '["ab", "a\\"", "\\\\", null]', '{ab,"a\\"","\\\\",NULL}'),
     ("n52", "1.005", "1.005"),
 ]
+# A domain is written as its base type; an element of a json array is JSON text; box
+# elements are separated by ";"; a nested array is a dimension.
+SHAPES = [
+    ("dj", '"123"', '"123"'),  # a domain over jsonb keeps a string a string
+    ("dj", '{"a": [1, "x"]}', '{"a": [1, "x"]}'),
+    ("ja", '["1", {"a": 1}, [2], true]', '{"\\"1\\"","{\\"a\\": 1}","[2]",true}'),
+    ("da", '["x", 1.50]', '{"\\"x\\"",1.50}'),
+    ("bx", '["(1,1),(0,0)", "(3,3),(2,2)"]', "{(1,1),(0,0);(3,3),(2,2)}"),
+    ("m", "[[1, 2], [3, 4]]", "{{1,2},{3,4}}"),
+    ("m", "[[1], [2, 3]]", '{{"1"},{"2","3"}}'),  # refused, as by plain SQL
+]
 
 
 @pytest.mark.parametrize(
-    ("column", "body", "literal"), TOO_LONG + FITS, ids=[f"{c}={b}" for c, b, _ in TOO_LONG + FITS]
+    ("column", "body", "literal"),
+    TOO_LONG + FITS + SHAPES,
+    ids=[f"{c}={b}" for c, b, _ in TOO_LONG + FITS + SHAPES],
 )
 async def test_post_stores_or_refuses_a_value_as_plain_sql_does(
     gw: RunningGateway, column: str, body: str, literal: str
