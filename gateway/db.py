@@ -60,7 +60,15 @@ _DEMO_TODOS = (
 )
 
 # gateway.exposed (schema.sql) lists the tables watched because GATEWAY_EXPOSE named
-# them; the ones no longer exposed are unwatched at start.
+# them; the ones no longer exposed are unwatched at start. A table already watched
+# when a gateway first exposes it was watched in SQL by its user (or by a gateway
+# older than the record, see apply_schema): it is not recorded, so taking it out of
+# GATEWAY_EXPOSE leaves it watched as its user wanted.
+_HAS_RECORD = "SELECT to_regclass('gateway.exposed') IS NOT NULL"
+_WATCHED_BY = """
+SELECT EXISTS (SELECT 1 FROM gateway.exposed WHERE tbl = %(oid)s),
+       EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %(oid)s AND tgname = 'gateway_capture_insert')
+"""
 _RECORD_EXPOSED = """
 INSERT INTO gateway.exposed (tbl, name) VALUES (%(oid)s, %(name)s)
 ON CONFLICT (tbl) DO UPDATE SET name = excluded.name
@@ -165,12 +173,15 @@ async def apply_schema(pool: aiopg.Pool, watch: tuple[str, ...], demo: bool) -> 
             "BEGIN; SELECT pg_advisory_xact_lock(%s); SET LOCAL client_min_messages = warning", (_APPLY_LOCK_KEY,)
         )
         try:
+            await cur.execute(_HAS_RECORD)
+            (had_record,) = await cur.fetchone()
             for name in SQL_FILES:
                 await cur.execute(read_sql(name))
             demo_table = demo and "todos" in watch
             if demo_table:
                 await cur.execute(DEMO_TABLE)
-            exposed = [await _watch(cur, table) for table in watch]
+            # Without a record yet, what is watched was watched by an older gateway: adopt it.
+            exposed = [await _watch(cur, table, adopt=not had_record) for table in watch]
             await _unwatch_formerly_exposed(cur, exposed)
             if demo_table:
                 await cur.execute("SELECT count(*) FROM public.todos")
@@ -185,18 +196,26 @@ async def apply_schema(pool: aiopg.Pool, watch: tuple[str, ...], demo: bool) -> 
         await cur.execute("COMMIT")
 
 
-async def _watch(cur: Any, table: str) -> int:
-    """Watch one exposed table and record it as the gateway's; return its oid."""
+async def _watch(cur: Any, table: str, adopt: bool) -> int:
+    """Watch one exposed table; return its oid.
+
+    It is recorded as the gateway's unless its user had watched it in SQL already
+    (``adopt``: take what is watched to be the gateway's, for a database whose
+    gateway kept no record).
+    """
     await cur.execute("SELECT to_regclass(%s)::oid", (table,))
     (oid,) = await cur.fetchone()
     if oid is None:
         hint = "; or set GATEWAY_DEMO=on for the demo table" if table == "todos" else ""
         raise DatabaseError(f"table {table!r} does not exist; create it or remove it from GATEWAY_EXPOSE{hint}")
+    await cur.execute(_WATCHED_BY, {"oid": oid})
+    recorded, watched = await cur.fetchone()
     try:
         await cur.execute("SELECT gateway.watch(%s::regclass)", (table,))
     except psycopg2.Error as exc:
         raise DatabaseError(f"cannot watch table {table!r}: {exc.pgerror or exc}".strip()) from exc
-    await cur.execute(_RECORD_EXPOSED, {"oid": oid, "name": table})
+    if recorded or adopt or not watched:
+        await cur.execute(_RECORD_EXPOSED, {"oid": oid, "name": table})
     return int(oid)
 
 

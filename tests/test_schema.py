@@ -118,6 +118,18 @@ async def test_table_watched_in_sql_is_left_alone(database: str) -> None:
     assert await _capture_triggers(database, "audit") == 4 and await _journaled(database, "audit") == 1
 
 
+async def test_table_watched_in_sql_then_exposed_stays_watched_when_taken_out_again(database: str) -> None:
+    await run_sql(database, "CREATE TABLE audit (id serial PRIMARY KEY)")
+    await _apply(database, ("todos",))
+    await run_sql(database, "SELECT gateway.watch('audit')")  # the user's own
+    await _apply(database, ("todos", "audit"))  # exposed for a while
+
+    await _apply(database, ("todos",))
+
+    assert await _capture_triggers(database, "audit") == 4 and await _journaled(database, "audit") == 1
+    assert await run_sql(database, "SELECT name FROM gateway.exposed") == [("todos",)]
+
+
 async def test_database_watched_before_the_record_existed_keeps_working(database: str) -> None:
     """A journal from a gateway that kept no record: its tables stay watched, then are recorded."""
     await run_sql(database, "CREATE TABLE items (id serial PRIMARY KEY)")
