@@ -82,6 +82,14 @@ _SQLSTATE_CLASSES = {
 }
 
 
+# A body whose Content-Encoding does not decode it (a gzip header that is not gzip),
+# or whose chunked framing breaks off, is the client's 400, not a bug.
+BODY_UNREADABLE = (
+    "the request body cannot be read: it is not in its Content-Encoding (gzip, deflate, br), "
+    "or its chunked framing is malformed"
+)
+
+
 def database_error(exc: psycopg2.Error) -> ApiError | None:
     """The ApiError a database error means for the client, or None for a bug."""
     state = exc.pgcode or ""
@@ -173,6 +181,8 @@ def _error(request: web.Request, exc: Exception) -> web.Response:
         mapped = database_error(exc)
         if mapped is not None:
             return error_response(mapped.code, mapped.message)
+    elif isinstance(exc, web.RequestPayloadError):  # its text may quote the body's bytes
+        return error_response(Code.BAD_REQUEST, BODY_UNREADABLE)
     elif isinstance(exc, TimeoutError):
         return error_response(Code.DATABASE_UNAVAILABLE, "the database did not answer in time; try again")
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
