@@ -135,12 +135,13 @@ def describe_connect_error(dsn: str, exc: BaseException) -> str:
 
 
 def redact(dsn: str) -> str:
-    """The DSN without its password, fit for a log line."""
+    """The DSN without its secrets (the password, and the client key's ``sslpassword``), fit for a log line."""
     try:
         params = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError:
         return "<unparseable DATABASE_URL>"
-    params.pop("password", None)
+    for secret in ("password", "sslpassword"):
+        params.pop(secret, None)
     return " ".join(f"{key}={value}" for key, value in sorted(params.items()))
 
 
