@@ -170,10 +170,10 @@ async def apply_schema(pool: aiopg.Pool, watch: tuple[str, ...], demo: bool) -> 
     next can stay behind on another server connection for good).
     """
     async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            "BEGIN; SELECT pg_advisory_xact_lock(%s); SET LOCAL client_min_messages = warning", (_APPLY_LOCK_KEY,)
-        )
         try:
+            await cur.execute(
+                "BEGIN; SELECT pg_advisory_xact_lock(%s); SET LOCAL client_min_messages = warning", (_APPLY_LOCK_KEY,)
+            )
             await cur.execute(_HAS_RECORD)
             (had_record,) = await cur.fetchone()
             for name in SQL_FILES:
@@ -190,11 +190,17 @@ async def apply_schema(pool: aiopg.Pool, watch: tuple[str, ...], demo: bool) -> 
                 if count == 0:
                     for title in _DEMO_TODOS:
                         await cur.execute("INSERT INTO public.todos (title) VALUES (%s)", (title,))
-        except BaseException:
+            await cur.execute("COMMIT")
+        except BaseException as exc:
             with contextlib.suppress(psycopg2.Error):
                 await cur.execute("ROLLBACK")
+            if isinstance(exc, psycopg2.Error):  # the one-line message the CLI prints, not a traceback
+                raise DatabaseError(
+                    f"cannot apply the gateway's schema: {first_line(exc)} (it is applied in one transaction: "
+                    "the database user needs to create objects, and a pooler must be in session or "
+                    "transaction mode)"
+                ) from exc
             raise
-        await cur.execute("COMMIT")
 
 
 async def _watch(cur: Any, table: str, adopt: bool) -> int:
