@@ -1,8 +1,8 @@
 """What the exposed tables look like, read from the Postgres catalog at start.
 
 The REST handlers only ever put into SQL the identifiers found here (quoted with
-``psycopg2.sql.Identifier``); a name from a URL that is not in the catalog never
-reaches SQL. Values are never cast to a type named here: they go as untyped
+:class:`Identifier`: psycopg2's, with ``%`` escaped); a name from a URL that is not
+in the catalog never reaches SQL. Values are never cast to a type named here: they go as untyped
 literals, so the column's own type applies as in plain SQL (see ``literals``).
 """
 
@@ -62,6 +62,25 @@ SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.rel
 
 
 _JSON_TYPES = ("json", "jsonb")
+
+
+class Identifier(sql.Identifier):
+    """psycopg2's quoted identifier, with each ``%`` doubled.
+
+    Every statement the REST handlers build runs with parameters, and then psycopg2
+    reads every ``%`` in its text as the start of a placeholder, inside a quoted name
+    too: a column named ``rate%`` made each write naming it a 500. Use it only in a
+    statement run with parameters (an empty list counts), where ``%%`` is read as ``%``.
+    """
+
+    def as_string(self, context: Any) -> str:
+        return str(super().as_string(context)).replace("%", "%%")
+
+
+def placeholder_safe(text: str) -> str:
+    """SQL text from the catalog (a type as format_type prints it), for a statement run
+    with parameters: each ``%`` doubled, as in :class:`Identifier`."""
+    return text.replace("%", "%%")
 
 
 @dataclass(frozen=True)
@@ -124,7 +143,7 @@ async def load_table(cur: Any, name: str) -> Table:
     url_name = relname if schema == "public" else f"{schema}.{relname}"
     return Table(
         name=url_name,
-        ident=sql.Identifier(schema, relname),
+        ident=Identifier(schema, relname),
         columns=columns,
         primary_key=primary_key,
     )

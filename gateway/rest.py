@@ -20,7 +20,7 @@ from psycopg2 import sql
 
 from . import exactjson
 from .auth import grant_of
-from .catalog import Column, Table
+from .catalog import Column, Identifier, Table, placeholder_safe
 from .codes import Code
 from .errors import ApiError
 from .literals import to_param
@@ -124,7 +124,7 @@ def _comparand(column: Column) -> sql.Composable:
     the column's type (a row type has no modifier that a cast could apply).
     """
     if column.is_composite:
-        return sql.SQL("%s::") + sql.SQL(column.type_sql)
+        return sql.SQL("%s::") + sql.SQL(placeholder_safe(column.type_sql))
     return sql.Placeholder()
 
 
@@ -168,7 +168,7 @@ def _int_param(request: web.Request, name: str, default: int, maximum: int | Non
 def _order(table: Table, raw: str | None) -> sql.Composable:
     if not raw:
         keys = table.primary_key or tuple(table.columns)[:1]
-        return sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in keys)
+        return sql.SQL(", ").join(sql.SQL("t.{}").format(Identifier(k)) for k in keys)
     terms = []
     for part in raw.split(","):
         part = part.strip()
@@ -180,7 +180,7 @@ def _order(table: Table, raw: str | None) -> sql.Composable:
                 raise ApiError(Code.BAD_PARAMETER, f"?order= direction must be asc or desc, got {direction!r}")
             descending = direction == "desc"
         column = _column(table, name)
-        terms.append(sql.SQL("t.{} {}").format(sql.Identifier(column.name), sql.SQL("DESC" if descending else "ASC")))
+        terms.append(sql.SQL("t.{} {}").format(Identifier(column.name), sql.SQL("DESC" if descending else "ASC")))
     return sql.SQL(", ").join(terms)
 
 
@@ -196,7 +196,7 @@ async def list_rows(request: web.Request) -> web.Response:
         if name in RESERVED_PARAMS:
             continue
         column = _column(table, name)
-        conditions.append(sql.SQL("t.{} = ").format(sql.Identifier(column.name)) + _comparand(column))
+        conditions.append(sql.SQL("t.{} = ").format(Identifier(column.name)) + _comparand(column))
         params.append(value)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     query = sql.SQL("SELECT row_to_json(t.*)::text FROM {} AS t{} ORDER BY {} LIMIT %s OFFSET %s").format(
@@ -214,12 +214,12 @@ async def create_row(request: web.Request) -> web.Response:
     grant_of(request).require_write(table.name)
     pairs = _writable(table, await _read_object(request))
     returning = sql.SQL(" RETURNING row_to_json(t.*)::text, {}::text").format(
-        sql.SQL("t.{}").format(sql.Identifier(table.key.name)) if table.key else sql.SQL("NULL")
+        sql.SQL("t.{}").format(Identifier(table.key.name)) if table.key else sql.SQL("NULL")
     )
     if pairs:
         query = sql.SQL("INSERT INTO {} AS t ({}) VALUES ({})").format(
             table.ident,
-            sql.SQL(", ").join(sql.Identifier(column.name) for column, _ in pairs),
+            sql.SQL(", ").join(Identifier(column.name) for column, _ in pairs),
             sql.SQL(", ").join(sql.Placeholder() for _ in pairs),
         )
     else:
@@ -236,7 +236,7 @@ async def get_row(request: web.Request) -> web.Response:
     key, pk = _key(table, request.match_info["pk"])
     grant_of(request).require_read(f"{table.name}/{pk}")
     query = sql.SQL("SELECT row_to_json(t.*)::text FROM {} AS t WHERE t.{} = {}").format(
-        table.ident, sql.Identifier(key.name), _comparand(key)
+        table.ident, Identifier(key.name), _comparand(key)
     )
     row = await _one(request.app[POOL], query, [pk])
     if row is None:
@@ -252,10 +252,10 @@ async def update_row(request: web.Request) -> web.Response:
     if not pairs:
         raise ApiError(Code.EMPTY_UPDATE, "the body names no column to change")
     assignments = sql.SQL(", ").join(
-        sql.SQL("{} = ").format(sql.Identifier(column.name)) + sql.Placeholder() for column, _ in pairs
+        sql.SQL("{} = ").format(Identifier(column.name)) + sql.Placeholder() for column, _ in pairs
     )
     query = (
-        sql.SQL("UPDATE {} AS t SET {} WHERE t.{} = ").format(table.ident, assignments, sql.Identifier(key.name))
+        sql.SQL("UPDATE {} AS t SET {} WHERE t.{} = ").format(table.ident, assignments, Identifier(key.name))
         + _comparand(key)
         + sql.SQL(" RETURNING row_to_json(t.*)::text")
     )
@@ -270,7 +270,7 @@ async def delete_row(request: web.Request) -> web.Response:
     grant_of(request).require_write(table.name)
     key, pk = _key(table, request.match_info["pk"])
     query = (
-        sql.SQL("DELETE FROM {} AS t WHERE t.{} = ").format(table.ident, sql.Identifier(key.name))
+        sql.SQL("DELETE FROM {} AS t WHERE t.{} = ").format(table.ident, Identifier(key.name))
         + _comparand(key)
         + sql.SQL(" RETURNING row_to_json(t.*)::text")
     )

@@ -435,3 +435,30 @@ async def test_json_with_parameters_or_a_json_suffix_is_accepted(gw: RunningGate
     assert await gw.sql("SELECT code, note FROM codes ORDER BY code") == [
         (str(i), "b") for i in range(len(ACCEPTED_TYPES))
     ]
+
+
+# psycopg2 reads a "%" in a statement run with parameters as a placeholder, quoted
+# identifiers included: a column "rate%" made every write naming it a 500.
+PERCENT_SCHEMA = """
+CREATE TYPE "p%s" AS (x int);
+CREATE TABLE pct ("k%s" int PRIMARY KEY, "rate%" numeric, "a%%s" text, "c%" "p%s");
+"""
+PERCENT_ROW = {"k%s": 1, "rate%": 1.5, "a%%s": "x%sy", "c%": {"x": 3}}
+
+
+async def test_names_with_a_percent_sign_work_through_the_api(database: str) -> None:
+    await run_sql(database, PERCENT_SCHEMA)
+    async with start_gateway(database, expose=("pct",)) as gw:
+        body = PERCENT_ROW | {"rate%": "1.5", "c%": "(3)"}
+        async with gw.http.post(gw.url + "/api/pct", json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            assert await resp.json() == PERCENT_ROW
+        query = "rate%25=1.5&a%25%25s=x%25sy&c%25=(3)&k%25s=1&order=rate%25.desc,a%25%25s"
+        assert await _get(gw, f"/api/pct?{query}") == (200, [PERCENT_ROW])
+        assert await _get(gw, "/api/pct/1") == (200, PERCENT_ROW)
+        async with gw.http.patch(gw.url + "/api/pct/1", json={"rate%": "2", "c%": "(4)"}) as resp:
+            assert resp.status == 200, await resp.text()
+        changed = PERCENT_ROW | {"rate%": 2, "c%": {"x": 4}}
+        async with gw.http.delete(gw.url + "/api/pct/1") as resp:
+            assert resp.status == 200 and await resp.json() == changed
+        assert await _get(gw, "/api/pct") == (200, [])
