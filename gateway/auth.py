@@ -131,6 +131,8 @@ class Authenticator:
         token = _token(request)
         if token is None:
             raise _unauthorized("a token is required: Authorization: Bearer <jwt>, ?access_token= or a cookie")
+        if not token.isascii():  # a raw byte in a header or cookie; PyJWT would fail to encode it (a 500)
+            raise _unauthorized("the token is not valid: a JWT is ASCII (base64url parts joined by dots)")
         try:
             claims = jwt.decode(
                 token,
