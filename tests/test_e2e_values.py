@@ -40,7 +40,10 @@ CREATE TABLE vals (
     ja  jsonb[],
     da  doc[],
     bx  box[],
-    m   int[]
+    m   int[],
+    tv  tsvector,
+    tq  tsquery,
+    jp  jsonpath
 );
 CREATE TABLE codes (code varchar(5) PRIMARY KEY, note text);
 """
@@ -108,6 +111,10 @@ SHAPES = [
     ("bx", '["(1,1),(0,0)", "(3,3),(2,2)"]', "{(1,1),(0,0);(3,3),(2,2)}"),
     ("m", "[[1, 2], [3, 4]]", "{{1,2},{3,4}}"),
     ("m", "[[1], [2, 3]]", '{{"1"},{"2","3"}}'),  # refused, as by plain SQL
+    # refused with Postgres' syntax error (SQLSTATE 42601), which was a 500
+    ("tv", '"\\\\"', "\\"),
+    ("tq", '"a &"', "a &"),
+    ("jp", '"$.a["', "$.a["),
 ]
 
 
