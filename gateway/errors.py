@@ -78,6 +78,7 @@ _SQLSTATES = {
 }
 _SQLSTATE_CLASSES = {
     "22": Code.BAD_VALUE,  # data exception: invalid text, out of range, too long
+    "54": Code.BAD_VALUE,  # program limit exceeded: a value too big for an index entry, a tsvector word
     "23": Code.CONSTRAINT_VIOLATION,
     "08": Code.DATABASE_UNAVAILABLE,
     "57": Code.DATABASE_UNAVAILABLE,  # admin shutdown, cannot connect now
