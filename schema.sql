@@ -56,8 +56,8 @@ CREATE INDEX IF NOT EXISTS journal_tx_idx ON gateway.journal (tx);
 -- The tables the gateway watches because GATEWAY_EXPOSE names them, written by
 -- apply_schema() in gateway/db.py. At start a gateway unwatches the tables listed
 -- here that it no longer exposes, so a table taken out of GATEWAY_EXPOSE stops
--- journaling; a table watched in SQL with gateway.watch() is not listed, and the
--- gateway leaves it alone. (The demo table "todos" is not made here: gateway/db.py
+-- journaling; a table watched in SQL with gateway.watch() is not listed (nor when
+-- it is exposed later: it was watched already), and the gateway leaves it alone. (The demo table "todos" is not made here: gateway/db.py
 -- creates it in demo mode only.)
 CREATE TABLE IF NOT EXISTS gateway.exposed (
     tbl         oid PRIMARY KEY,         -- pg_class oid: follows a rename

@@ -20,7 +20,7 @@ is kept open for ever. aiohttp has no public hook for any of that, so:
 * :class:`GatewayRunner` is an ``AppRunner`` whose server is a GatewayServer.
 
 Internals used (tests/test_aiohttp_adapter.py fails loudly when an upgrade
-changes one): ``RequestHandler.handle_error``, ``finish_response``,
+changes one): ``RequestHandler.handle_error``, ``log_exception``, ``finish_response``,
 ``data_received``, ``connection_made``, ``connection_lost``, ``close``,
 ``force_close``, its ``transport``, ``_task_handler`` and ``_request_count``
 (heads parsed so far, errors included), and setting its ``transport`` to None
@@ -123,6 +123,22 @@ class GatewayRequestHandler(web_protocol.RequestHandler):
             response = error_response_for(request, failure)  # type: ignore[arg-type]
         response.force_close()
         return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's ERROR with a traceback, except for a body that cannot be read.
+
+        After an answer that left the body unread (a 401, a 404), aiohttp reads the
+        rest to discard it; a body that is not in its Content-Encoding then raised
+        from there, and any client could write an ERROR with a traceback per request.
+        The request's access-log line is enough (or one debug line when the access log
+        is off), without the exception's text, which can quote the request's bytes.
+        """
+        exc = kw.get("exc_info")
+        if isinstance(exc, web.RequestPayloadError):
+            if self.access_logger is None or not self.access_logger.enabled:
+                log.debug("discarded the unreadable body of a request from %s", self.peername)
+            return
+        super().log_exception(*args, **kw)
 
     def _describe(self, exc: BaseException | None) -> str:
         if isinstance(exc, http_exceptions.LineTooLong):
@@ -281,7 +297,7 @@ def aiohttp_problems() -> list[str]:
         method = getattr(web_protocol.RequestHandler, name, None)
         if method is None or list(inspect.signature(method).parameters) != params:
             problems.append(f"RequestHandler.{name}({', '.join(params[1:])})")
-    for name in ("close", "force_close"):
+    for name in ("close", "force_close", "log_exception"):
         if not callable(getattr(web_protocol.RequestHandler, name, None)):
             problems.append(f"RequestHandler.{name}()")
     for name in ("_request_count", "_task_handler"):

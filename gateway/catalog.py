@@ -1,8 +1,8 @@
 """What the exposed tables look like, read from the Postgres catalog at start.
 
 The REST handlers only ever put into SQL the identifiers found here (quoted with
-``psycopg2.sql.Identifier``); a name from a URL that is not in the catalog never
-reaches SQL. Values are never cast to a type named here: they go as untyped
+:class:`Identifier`: psycopg2's, with ``%`` escaped); a name from a URL that is not
+in the catalog never reaches SQL. Values are never cast to a type named here: they go as untyped
 literals, so the column's own type applies as in plain SQL (see ``literals``).
 """
 
@@ -13,16 +13,35 @@ from typing import Any
 
 from psycopg2 import sql
 
-_COLUMNS = """
+# A domain's base type, through domains over domains: what decides how a value is
+# written (a domain over jsonb takes JSON as jsonb does).
+_BASE_TYPE = """
+WITH RECURSIVE d(oid, base) AS (
+    SELECT {0}.oid, {0}.typbasetype
+    UNION ALL
+    SELECT x.oid, x.typbasetype FROM pg_type x JOIN d ON x.oid = d.base
+) SELECT oid FROM d WHERE base = 0"""
+
+# b: the column's base type; e: the base type of an array's elements, and el.typdelim
+# the character between them in an array literal (";" for box, "," for the others).
+_COLUMNS = f"""
 SELECT a.attname,
        format_type(a.atttypid, a.atttypmod),
        t.typname,
-       t.typcategory,
+       b.typname,
+       b.typcategory,
+       e.typname,
+       coalesce(el.typdelim, ','),
        a.attnotnull,
        a.atthasdef OR a.attidentity <> '',
        a.attidentity = 'a' OR a.attgenerated <> ''
   FROM pg_attribute a
   JOIN pg_type t ON t.oid = a.atttypid
+  CROSS JOIN LATERAL ({_BASE_TYPE.format("t")}) AS bt
+  JOIN pg_type b ON b.oid = bt.oid
+  LEFT JOIN pg_type el ON el.oid = b.typelem AND b.typcategory = 'A'
+  LEFT JOIN LATERAL ({_BASE_TYPE.format("el")}) AS et ON true
+  LEFT JOIN pg_type e ON e.oid = et.oid
  WHERE a.attrelid = %(table)s::regclass AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum
 """
@@ -42,13 +61,38 @@ SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.rel
 """
 
 
+_JSON_TYPES = ("json", "jsonb")
+
+
+class Identifier(sql.Identifier):
+    """psycopg2's quoted identifier, with each ``%`` doubled.
+
+    Every statement the REST handlers build runs with parameters, and then psycopg2
+    reads every ``%`` in its text as the start of a placeholder, inside a quoted name
+    too: a column named ``rate%`` made each write naming it a 500. Use it only in a
+    statement run with parameters (an empty list counts), where ``%%`` is read as ``%``.
+    """
+
+    def as_string(self, context: Any) -> str:
+        return str(super().as_string(context)).replace("%", "%%")
+
+
+def placeholder_safe(text: str) -> str:
+    """SQL text from the catalog (a type as format_type prints it), for a statement run
+    with parameters: each ``%`` doubled, as in :class:`Identifier`."""
+    return text.replace("%", "%%")
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     type_sql: str  # as format_type prints it, modifier included: for messages
     type_name: str  # pg_type.typname, for messages and JSON handling
-    is_json: bool
+    is_json: bool  # json or jsonb, or a domain over one
+    keeps_text: bool  # json, or a domain over it: stores the member's text as sent (see gateway.members)
     is_array: bool
+    json_elements: bool  # an array of json or jsonb (or of domains over one)
+    delimiter: str  # between the elements of an array literal
     is_composite: bool  # a row type, or a domain over one (a domain has its base's category)
     not_null: bool
     has_default: bool
@@ -78,13 +122,17 @@ async def load_table(cur: Any, name: str) -> Table:
     schema, relname = await cur.fetchone()
     await cur.execute(_COLUMNS, {"table": name})
     columns = {}
-    for attname, type_sql, typname, category, not_null, has_default, generated in await cur.fetchall():
+    for row in await cur.fetchall():
+        attname, type_sql, typname, base, category, element, delimiter, not_null, has_default, generated = row
         columns[attname] = Column(
             name=attname,
             type_sql=type_sql,
             type_name=typname,
-            is_json=typname in ("json", "jsonb"),
+            is_json=base in _JSON_TYPES,
+            keeps_text=base == "json",
             is_array=category == "A",
+            json_elements=element in _JSON_TYPES,
+            delimiter=delimiter,
             is_composite=category == "C",
             not_null=not_null,
             has_default=has_default,
@@ -95,7 +143,7 @@ async def load_table(cur: Any, name: str) -> Table:
     url_name = relname if schema == "public" else f"{schema}.{relname}"
     return Table(
         name=url_name,
-        ident=sql.Identifier(schema, relname),
+        ident=Identifier(schema, relname),
         columns=columns,
         primary_key=primary_key,
     )

@@ -20,7 +20,7 @@ class Code(Enum):
     when: str
 
     # The request is malformed.
-    BAD_REQUEST = (400, "aiohttp could not read the request (an HTTP 400 raised before a handler answers)")
+    BAD_REQUEST = (400, "aiohttp could not read the request or its body (malformed HTTP, a body not in its encoding)")
     BAD_JSON = (400, "the body is not JSON (no `NaN`, no key twice), not an object, or nests past 256 levels")
     UNKNOWN_COLUMN = (400, "a body key, filter or `order` names a column the table does not have")
     BAD_VALUE = (400, "Postgres refused a value for its column's type (invalid, out of range, too long)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,15 @@ _DEMO_TODOS = (
 )
 
 # gateway.exposed (schema.sql) lists the tables watched because GATEWAY_EXPOSE named
-# them; the ones no longer exposed are unwatched at start.
+# them; the ones no longer exposed are unwatched at start. A table already watched
+# when a gateway first exposes it was watched in SQL by its user (or by a gateway
+# older than the record, see apply_schema): it is not recorded, so taking it out of
+# GATEWAY_EXPOSE leaves it watched as its user wanted.
+_HAS_RECORD = "SELECT to_regclass('gateway.exposed') IS NOT NULL"
+_WATCHED_BY = """
+SELECT EXISTS (SELECT 1 FROM gateway.exposed WHERE tbl = %(oid)s),
+       EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %(oid)s AND tgname = 'gateway_capture_insert')
+"""
 _RECORD_EXPOSED = """
 INSERT INTO gateway.exposed (tbl, name) VALUES (%(oid)s, %(name)s)
 ON CONFLICT (tbl) DO UPDATE SET name = excluded.name
@@ -127,12 +136,13 @@ def describe_connect_error(dsn: str, exc: BaseException) -> str:
 
 
 def redact(dsn: str) -> str:
-    """The DSN without its password, fit for a log line."""
+    """The DSN without its secrets (the password, and the client key's ``sslpassword``), fit for a log line."""
     try:
         params = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError:
         return "<unparseable DATABASE_URL>"
-    params.pop("password", None)
+    for secret in ("password", "sslpassword"):
+        params.pop(secret, None)
     return " ".join(f"{key}={value}" for key, value in sorted(params.items()))
 
 
@@ -155,58 +165,95 @@ async def apply_schema(pool: aiopg.Pool, watch: tuple[str, ...], demo: bool) -> 
     table outside the gateway schema is created.
 
     Idempotent, and safe when several gateways start at once: an advisory lock makes
-    them take turns. One transaction, with a transaction-level lock and SET LOCAL:
+    them take turns. Each step is a short transaction of its own (the schema, then
+    each table watched or unwatched) under a transaction-level lock and SET LOCAL:
     nothing stays on the server connection, so the pool may go through a transaction
     pooler (in one, a session-level lock taken by one statement and released by the
-    next can stay behind on another server connection for good).
+    next can stay behind on another server connection for good). Not one transaction
+    for everything: it would keep the journal's lock (taken by the schema) while it
+    waits for each table's, and a writer holding a table while it waits for the
+    journal deadlocks with it; one step locks the journal or one table, never both.
     """
     async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            "BEGIN; SELECT pg_advisory_xact_lock(%s); SET LOCAL client_min_messages = warning", (_APPLY_LOCK_KEY,)
-        )
         try:
-            for name in SQL_FILES:
-                await cur.execute(read_sql(name))
-            demo_table = demo and "todos" in watch
-            if demo_table:
-                await cur.execute(DEMO_TABLE)
-            exposed = [await _watch(cur, table) for table in watch]
+            async with _step(cur):
+                await cur.execute(_HAS_RECORD)
+                (had_record,) = await cur.fetchone()
+                for name in SQL_FILES:
+                    await cur.execute(read_sql(name))
+                demo_table = demo and "todos" in watch
+                if demo_table:
+                    await cur.execute(DEMO_TABLE)
+            exposed = []
+            for table in watch:
+                async with _step(cur):
+                    # Without a record yet, what is watched was watched by an older gateway: adopt it.
+                    exposed.append(await _watch(cur, table, adopt=not had_record))
             await _unwatch_formerly_exposed(cur, exposed)
             if demo_table:
-                await cur.execute("SELECT count(*) FROM public.todos")
-                (count,) = await cur.fetchone()
-                if count == 0:
-                    for title in _DEMO_TODOS:
-                        await cur.execute("INSERT INTO public.todos (title) VALUES (%s)", (title,))
-        except BaseException:
-            with contextlib.suppress(psycopg2.Error):
-                await cur.execute("ROLLBACK")
-            raise
-        await cur.execute("COMMIT")
+                async with _step(cur):
+                    await cur.execute("SELECT count(*) FROM public.todos")
+                    (count,) = await cur.fetchone()
+                    if count == 0:
+                        for title in _DEMO_TODOS:
+                            await cur.execute("INSERT INTO public.todos (title) VALUES (%s)", (title,))
+        except psycopg2.Error as exc:  # the one-line message the CLI prints, not a traceback
+            raise DatabaseError(
+                f"cannot apply the gateway's schema: {first_line(exc)} (the database user needs to create "
+                "objects, and a pooler must be in session or transaction mode)"
+            ) from exc
 
 
-async def _watch(cur: Any, table: str) -> int:
-    """Watch one exposed table and record it as the gateway's; return its oid."""
+@contextlib.asynccontextmanager
+async def _step(cur: Any) -> AsyncIterator[None]:
+    """One transaction of apply_schema, under the lock that makes gateways take turns."""
+    await cur.execute(
+        "BEGIN; SELECT pg_advisory_xact_lock(%s); SET LOCAL client_min_messages = warning", (_APPLY_LOCK_KEY,)
+    )
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(psycopg2.Error):
+            await cur.execute("ROLLBACK")
+        raise
+    await cur.execute("COMMIT")
+
+
+async def _watch(cur: Any, table: str, adopt: bool) -> int:
+    """Watch one exposed table; return its oid.
+
+    It is recorded as the gateway's unless its user had watched it in SQL already
+    (``adopt``: take what is watched to be the gateway's, for a database whose
+    gateway kept no record).
+    """
     await cur.execute("SELECT to_regclass(%s)::oid", (table,))
     (oid,) = await cur.fetchone()
     if oid is None:
         hint = "; or set GATEWAY_DEMO=on for the demo table" if table == "todos" else ""
         raise DatabaseError(f"table {table!r} does not exist; create it or remove it from GATEWAY_EXPOSE{hint}")
+    await cur.execute(_WATCHED_BY, {"oid": oid})
+    recorded, watched = await cur.fetchone()
     try:
         await cur.execute("SELECT gateway.watch(%s::regclass)", (table,))
     except psycopg2.Error as exc:
         raise DatabaseError(f"cannot watch table {table!r}: {exc.pgerror or exc}".strip()) from exc
-    await cur.execute(_RECORD_EXPOSED, {"oid": oid, "name": table})
+    if recorded or adopt or not watched:
+        await cur.execute(_RECORD_EXPOSED, {"oid": oid, "name": table})
     return int(oid)
 
 
 async def _unwatch_formerly_exposed(cur: Any, exposed: list[int]) -> None:
-    """Stop capturing the tables a gateway exposed before and ``exposed`` lacks."""
-    await cur.execute(_FORMERLY_EXPOSED, {"exposed": exposed})
-    for oid, name, still_there in await cur.fetchall():
-        if still_there:
-            await cur.execute(_UNWATCH, {"oid": oid})
-            log.info("stopped watching %s: it is no longer in GATEWAY_EXPOSE", name)
-        else:  # dropped: its triggers went with it, its generated capture function did not
-            await cur.execute(sql.SQL("DROP FUNCTION IF EXISTS gateway.{}()").format(sql.Identifier(f"capture_{oid}")))
-        await cur.execute(_FORGET_EXPOSED, {"oid": oid})
+    """Stop capturing the tables a gateway exposed before and ``exposed`` lacks, one step each."""
+    async with _step(cur):
+        await cur.execute(_FORMERLY_EXPOSED, {"exposed": exposed})
+        formerly = await cur.fetchall()
+    for oid, name, still_there in formerly:
+        async with _step(cur):
+            if still_there:
+                await cur.execute(_UNWATCH, {"oid": oid})
+                log.info("stopped watching %s: it is no longer in GATEWAY_EXPOSE", name)
+            else:  # dropped: its triggers went with it, its generated capture function did not
+                await cur.execute(
+                    sql.SQL("DROP FUNCTION IF EXISTS gateway.{}()").format(sql.Identifier(f"capture_{oid}"))
+                )
+            await cur.execute(_FORGET_EXPOSED, {"oid": oid})

@@ -72,14 +72,26 @@ _SQLSTATES = {
     "23514": Code.CHECK_VIOLATION,
     "42804": Code.BAD_VALUE,
     "42883": Code.BAD_VALUE,  # e.g. comparing a column with a value of another type
+    # A value's own syntax: tsvector, tsquery and jsonpath input report 42601 (the
+    # statements themselves are built from the catalog, and tested).
+    "42601": Code.BAD_VALUE,
 }
 _SQLSTATE_CLASSES = {
     "22": Code.BAD_VALUE,  # data exception: invalid text, out of range, too long
+    "54": Code.BAD_VALUE,  # program limit exceeded: a value too big for an index entry, a tsvector word
     "23": Code.CONSTRAINT_VIOLATION,
     "08": Code.DATABASE_UNAVAILABLE,
     "57": Code.DATABASE_UNAVAILABLE,  # admin shutdown, cannot connect now
     "53": Code.DATABASE_UNAVAILABLE,  # insufficient resources, too many connections
 }
+
+
+# A body whose Content-Encoding does not decode it (a gzip header that is not gzip),
+# or whose chunked framing breaks off, is the client's 400, not a bug.
+BODY_UNREADABLE = (
+    "the request body cannot be read: it is not in its Content-Encoding (gzip, deflate, br), "
+    "or its chunked framing is malformed"
+)
 
 
 def database_error(exc: psycopg2.Error) -> ApiError | None:
@@ -173,6 +185,8 @@ def _error(request: web.Request, exc: Exception) -> web.Response:
         mapped = database_error(exc)
         if mapped is not None:
             return error_response(mapped.code, mapped.message)
+    elif isinstance(exc, web.RequestPayloadError):  # its text may quote the body's bytes
+        return error_response(Code.BAD_REQUEST, BODY_UNREADABLE)
     elif isinstance(exc, TimeoutError):
         return error_response(Code.DATABASE_UNAVAILABLE, "the database did not answer in time; try again")
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)

@@ -14,7 +14,9 @@ of plain SQL, so it alone decides what is valid and nothing is changed on the wa
   composite column's value is cast to its row type, which has no modifier: Postgres
   cannot read an untyped literal as a record);
 * an array goes as one array literal (``{"a","b",NULL}``), not as ``ARRAY[...]``,
-  which psycopg2 would send typed ``text[]``;
+  which psycopg2 would send typed ``text[]``; the element of a json or jsonb array
+  is its JSON text, and a nested array is a dimension;
+* a domain is written as its base type (a domain over jsonb takes any JSON value);
 * a number is the literal the client sent (a :class:`~gateway.exactjson.Number`),
   digit for digit, alone or inside an array or a json/jsonb document.
 
@@ -52,17 +54,33 @@ def to_param(column: Column, value: Any) -> str | None:
 
 
 def array_literal(column: Column, items: list[Any]) -> str:
-    """``{"a","b\\"c",NULL}``: every element double-quoted, so no text can split it."""
+    """``{"a","b\\"c",NULL}``: every element double-quoted, so no text can split it.
+
+    Elements are separated by the element type's own delimiter (``;`` for box, whose
+    values contain commas). An element of a json or jsonb array is its JSON text, so
+    ``["1"]`` stays the string ``"1"`` rather than becoming the number 1; any other
+    element is a scalar, and a nested array is a dimension (Postgres checks that the
+    sub-arrays match).
+    """
     elements = []
     for item in items:
-        if not (item is None or isinstance(item, (bool, str))):
-            raise ApiError(Code.BAD_VALUE, f"column {column.name!r} takes a flat array of scalars")
         if item is None:
             elements.append("NULL")
-        else:
+            continue
+        if column.json_elements:
+            try:
+                text = dumps(item)
+            except JSONError as exc:
+                raise ApiError(Code.BAD_JSON, f"column {column.name!r}: {exc}") from None
+        elif isinstance(item, list):
+            elements.append(array_literal(column, item))
+            continue
+        elif isinstance(item, (bool, str)):
             text = _scalar(item)
-            elements.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return "{" + ",".join(elements) + "}"
+        else:
+            raise ApiError(Code.BAD_VALUE, f"column {column.name!r} takes an array of scalars or of arrays")
+        elements.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + column.delimiter.join(elements) + "}"
 
 
 def _scalar(value: bool | str) -> str:

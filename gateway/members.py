@@ -19,7 +19,9 @@ import json
 from json.decoder import scanstring  # type: ignore[attr-defined]
 
 _SPACE = " \t\n\r"  # the only whitespace JSON has (RFC 8259, section 2)
-_DECODER = json.JSONDecoder()
+# Only where each value ends matters: numbers stay text (int() refuses more than
+# 4,300 digits, which exactjson accepted), as they do in gateway.exactjson.
+_DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=str)
 
 
 def decode_body(raw: bytes) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gateway.auth import LATEST_EXPIRY, Grant, _grant_from
@@ -25,10 +28,29 @@ from gateway.errors import ApiError
         ("todo*", "todos/42", True),
         ("chat/*/x", "chat/1/x", True),
         ("chat/*/x", "chat/1/y", False),
+        ("a*a", "a", False),  # prefix and suffix may not overlap
+        ("a*a", "aa", True),
+        ("ab*ba", "aba", False),
+        ("*b*b*", "abab", True),
+        ("*b*b*", "ab", False),
+        ("**", "", True),
+        ("", "", True),
+        ("x", "xx", False),
     ],
 )
 def test_only_star_is_a_wildcard_in_topic_grants(pattern: str, topic: str, granted: bool) -> None:
     assert Grant(topics=(pattern,), write=False).may_read(topic) is granted
+
+
+def test_a_pattern_with_many_stars_is_matched_in_linear_time() -> None:
+    """As a regex of ``.*``s this took hours (each star multiplies the backtracking) with
+    the event loop stopped; run in a child process so a regression fails instead of hanging."""
+    check = (
+        "from gateway.auth import Grant\n"
+        "grant = Grant(topics=('*a' * 12 + '*b',), write=False)\n"
+        "assert not grant.may_read('a' * 199) and grant.may_read('a' * 198 + 'b')\n"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=20)
 
 
 @pytest.mark.parametrize("exp", ["1767225600", True, False, None, [1], {"n": 1}])

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .conftest import RunningGateway, start_gateway
+from .test_e2e_protocol import raw
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
@@ -173,3 +174,13 @@ async def test_stream_with_an_integer_exp_ends_at_its_expiry(secured: RunningGat
     async with asyncio.timeout(5):
         await client.ended.wait()
     assert any("token expired" in comment for comment in client.comments)
+
+
+@pytest.mark.parametrize("where", ["Authorization: Bearer ", "Cookie: access_token="])
+async def test_a_token_with_a_raw_non_ascii_byte_is_a_401(secured: RunningGateway, where: str) -> None:
+    """aiohttp hands the byte on as a surrogate escape, and PyJWT's encode of it was a 500."""
+    for path in ("/api/todos", "/events?topic=todos"):
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{where}".encode()
+        status, headers, body = await raw(secured, request + b"\xff\xfe.e30.sig\r\n\r\n")
+        assert status == 401 and headers["content-type"].startswith("application/json"), body
+        assert json.loads(body)["error"]["code"] == "unauthorized"

@@ -129,6 +129,15 @@ async def test_session_pooling_is_accepted(server_dsn: str, database: str) -> No
         assert await advisory_locks(database) == []  # PgBouncer's DISCARD ALL on release
 
 
+async def test_statement_pooling_is_refused_with_one_line(server_dsn: str, database: str) -> None:
+    """The schema's one transaction is refused by statement pooling: that was a traceback."""
+    with pgbouncer(server_dsn, "statement") as bouncer:
+        code, stderr, listened = await serve_until_exit({"DATABASE_URL": bouncer.dsn(database)})
+    assert not listened and code == 1
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
+    assert "cannot apply the gateway's schema" in stderr and "statement pooling" in stderr, stderr
+
+
 async def test_schema_applied_through_a_transaction_pooler_leaves_no_lock(server_dsn: str, database: str) -> None:
     """With N idle servers in rotation, the k-th statement of a lone client runs on the
     server of the first iff N divides k: a session lock taken by one statement and

@@ -131,6 +131,37 @@ async def test_malformed_request_logs_one_line_below_warning_without_query_or_he
     assert TOKEN[:20] not in text and "café" not in text and "topic=" not in text and "X-H1" not in text
 
 
+# A body that its Content-Encoding does not decode, to a handler that reads it and to
+# one that answers without reading it (aiohttp then reads it to discard it).
+UNREADABLE_BODIES = {
+    f"{encoding} to {path}": f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    f"Content-Encoding: {encoding}\r\nContent-Length: 20\r\nConnection: close\r\n\r\n".encode()
+    + b'{"title": "not-gz"}\n'
+    for encoding in ("gzip", "deflate")
+    for path in ("/api/todos", "/api/nosuch")
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE_BODIES))
+async def test_a_body_not_in_its_content_encoding_is_a_400_with_one_quiet_line(
+    gateway: RunningGateway, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    """It was a 500 with a traceback, or an answer and then aiohttp's ERROR with a traceback."""
+    caplog.set_level(logging.DEBUG)
+    status, headers, body = await raw(gateway, UNREADABLE_BODIES[case])
+    expected = 400 if "todos" in case else 404
+    assert_json_error(status, headers, body, expected)
+    async with gateway.http.get(gateway.url + "/healthz") as resp:  # a later request: its line comes after
+        assert resp.status == 200
+    await wait_for(lambda: any('"GET /healthz" 200' in r.getMessage() for r in caplog.records))
+    records = [r for r in caplog.records if r.name != "aiohttp.client"]
+    marker_at = next(i for i, r in enumerate(records) if '"GET /healthz" 200' in r.getMessage())
+    lines = [(r.name, r.levelname, r.getMessage()) for r in records[:marker_at]]
+    assert len(lines) == 1 and lines[0][0] == "gateway.access" and f" {expected} " in lines[0][2], lines
+    assert all(r.exc_info is None for r in records)
+    assert await gateway.sql("SELECT count(*) FROM todos") == [(0,)]
+
+
 async def test_access_log_has_one_line_per_request_without_the_query_string(
     gateway: RunningGateway, caplog: pytest.LogCaptureFixture
 ) -> None:

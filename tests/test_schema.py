@@ -3,11 +3,15 @@ watches and unwatches, and applying them over an older journal."""
 
 from __future__ import annotations
 
+import asyncio
+
+import aiopg
 import pytest
 
 from gateway.db import DatabaseError, apply_schema, create_pool
 
 from .conftest import run_sql, start_gateway
+from .waiting import until
 
 
 async def test_schema_converts_a_journal_whose_op_was_checked_text(database: str) -> None:
@@ -118,6 +122,18 @@ async def test_table_watched_in_sql_is_left_alone(database: str) -> None:
     assert await _capture_triggers(database, "audit") == 4 and await _journaled(database, "audit") == 1
 
 
+async def test_table_watched_in_sql_then_exposed_stays_watched_when_taken_out_again(database: str) -> None:
+    await run_sql(database, "CREATE TABLE audit (id serial PRIMARY KEY)")
+    await _apply(database, ("todos",))
+    await run_sql(database, "SELECT gateway.watch('audit')")  # the user's own
+    await _apply(database, ("todos", "audit"))  # exposed for a while
+
+    await _apply(database, ("todos",))
+
+    assert await _capture_triggers(database, "audit") == 4 and await _journaled(database, "audit") == 1
+    assert await run_sql(database, "SELECT name FROM gateway.exposed") == [("todos",)]
+
+
 async def test_database_watched_before_the_record_existed_keeps_working(database: str) -> None:
     """A journal from a gateway that kept no record: its tables stay watched, then are recorded."""
     await run_sql(database, "CREATE TABLE items (id serial PRIMARY KEY)")
@@ -165,3 +181,39 @@ async def test_schema_converts_a_retention_whose_late_tx_left_out_the_boundary_t
     await _apply(database, ("todos",))  # once only
     rows = await run_sql(database, "SELECT late_tx::text, second_late_tx::text FROM gateway.retention")
     assert rows == [converted]
+
+
+WAITING = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'gateway.journal'::regclass"
+
+
+async def test_a_start_among_writers_waits_for_them_and_never_deadlocks(database: str) -> None:
+    """Writes that come in while a gateway starts: they wait, it waits, and both go on.
+
+    Applied as one transaction, the schema kept the journal's lock (CREATE INDEX IF NOT
+    EXISTS takes it) while it went on to watch each table: a writer that had its table
+    and was queued for the journal, and the start that wanted that table, deadlocked,
+    and the gateway did not start.
+    """
+    await run_sql(database, "CREATE TABLE items (id serial PRIMARY KEY)")
+    await _apply(database, ("todos", "items"))
+    early, late = await aiopg.connect(database), await aiopg.connect(database)
+    try:
+        async with early.cursor() as first, late.cursor() as second:
+            await first.execute("BEGIN; INSERT INTO todos (title) VALUES ('in flight')")  # holds the journal
+            start = asyncio.create_task(_apply(database, ("todos", "items")))
+            await until(lambda: _waiting(database, 1), what="the start waits for the journal")
+            write = asyncio.create_task(second.execute("BEGIN; INSERT INTO items DEFAULT VALUES"))
+            await until(lambda: _waiting(database, 2), what="the second writer waits for the journal too")
+            await first.execute("COMMIT")
+            await write  # has items, then the journal
+            await second.execute("COMMIT")
+            await start
+    finally:
+        early.close()
+        late.close()
+    assert await _capture_triggers(database, "items") == 4 and await _journaled(database, "items") == 1
+    assert await run_sql(database, "SELECT count(*) FROM items") == [(2,)]
+
+
+async def _waiting(database: str, count: int) -> bool:
+    return (await run_sql(database, WAITING)) == [(count,)]
