@@ -17,7 +17,7 @@ from aiohttp import web
 
 from . import health, metrics, rest, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
-from .aiohttp_adapter import GatewayRunner
+from .aiohttp_adapter import LINGER, GatewayRunner
 from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .catalog import load_table
 from .config import Settings
@@ -150,6 +150,9 @@ def create_runner(app: web.Application) -> web.AppRunner:
         # aiohttp's own default (3630 s) lets one client hold idle sockets for an hour;
         # 75 s is what web.run_app and nginx use.
         keepalive_timeout=settings.keepalive_timeout,
+        # A request answered before its body was read (a 408, a 401 on a POST) drains
+        # the rest this long before its connection closes, as a refused one does.
+        lingering_time=LINGER,
     )
 
 

@@ -26,6 +26,7 @@ class Code(Enum):
     BAD_VALUE = (400, "Postgres refused a value for its column's type (invalid, out of range, too long)")
     READ_ONLY_COLUMN = (400, "the body sets a column the database generates")
     BAD_PARAMETER = (400, "`limit`, `offset` or `order` is not of its form")
+    FEATURE_NOT_SUPPORTED = (400, "the server cannot handle the value (`xml` on a Postgres without libxml)")
     EMPTY_UPDATE = (400, "a PATCH body names no column")
     MISSING_TOPIC = (400, "`/events` without `?topic=`")
     TOO_MANY_TOPICS = (400, "more than 32 topics on one stream")
@@ -39,6 +40,7 @@ class Code(Enum):
     UNKNOWN_TABLE = (404, "the table is not exposed")
     NO_SINGLE_KEY = (404, "`/api/<table>/<pk>` on a table without a single-column primary key")
     METHOD_NOT_ALLOWED = (405, "wrong method for the path")
+    REQUEST_TIMEOUT = (408, "the body did not arrive within `GATEWAY_REQUEST_BODY_TIMEOUT`; the connection is closed")
     # Conflicts with another row or transaction.
     UNIQUE_VIOLATION = (409, "a unique constraint refused the row")
     EXCLUSION_VIOLATION = (409, "an exclusion constraint refused the row")

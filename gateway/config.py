@@ -251,6 +251,13 @@ class Settings:
     )
     log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL", _log_level, "debug, info, warning, error", "LEVEL")
     log_format: str = _setting("text", "GATEWAY_LOG_FORMAT", _log_format, "text, or json (one object per line)", "FMT")
+    request_body_timeout: float = _setting(
+        30.0,
+        "GATEWAY_REQUEST_BODY_TIMEOUT",
+        _positive_float,
+        "seconds a POST or PATCH body may take to arrive whole before the request is answered 408",
+        "S",
+    )
     keepalive_timeout: float = _setting(
         75.0,
         "GATEWAY_KEEPALIVE_TIMEOUT",

@@ -25,13 +25,14 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error the client can act on: a code from the table (which gives the status), a human message."""
 
-    def __init__(self, code: Code, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, code: Code, message: str, headers: dict[str, str] | None = None, *, close: bool = False) -> None:
         super().__init__(message)
         assert code.status is not None, f"{code} takes its status from an HTTP error"
         self.status: int = code.status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.close = close  # end the connection after the answer (what is left of the request is not read)
 
 
 def error_response(
@@ -79,6 +80,7 @@ _SQLSTATES = {
 _SQLSTATE_CLASSES = {
     "22": Code.BAD_VALUE,  # data exception: invalid text, out of range, too long
     "54": Code.BAD_VALUE,  # program limit exceeded: a value too big for an index entry, a tsvector word
+    "0A": Code.FEATURE_NOT_SUPPORTED,  # e.g. an xml value on a server built without libxml
     "23": Code.CONSTRAINT_VIOLATION,
     "08": Code.DATABASE_UNAVAILABLE,
     "57": Code.DATABASE_UNAVAILABLE,  # admin shutdown, cannot connect now
@@ -180,7 +182,10 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
 
 def _error(request: web.Request, exc: Exception) -> web.Response:
     if isinstance(exc, ApiError):
-        return error_response(exc.code, exc.message, exc.headers)
+        response = error_response(exc.code, exc.message, exc.headers)
+        if exc.close:
+            response.force_close()
+        return response
     if isinstance(exc, psycopg2.Error):
         mapped = database_error(exc)
         if mapped is not None:
@@ -189,5 +194,6 @@ def _error(request: web.Request, exc: Exception) -> web.Response:
         return error_response(Code.BAD_REQUEST, BODY_UNREADABLE)
     elif isinstance(exc, TimeoutError):
         return error_response(Code.DATABASE_UNAVAILABLE, "the database did not answer in time; try again")
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    # The path as sent (percent-encoded, no query string): a decoded %0A could forge a log line.
+    log.error("unhandled error on %s %s", request.method, request.rel_url.raw_path, exc_info=exc)
     return error_response(Code.INTERNAL, "internal error; see the gateway log")

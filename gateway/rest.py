@@ -11,6 +11,8 @@ it has one. The capture trigger, not this module, turns the write into an event.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -89,7 +91,7 @@ def _require_json(request: web.Request) -> None:
 async def _read_object(request: web.Request) -> tuple[dict[str, Any], str]:
     """The body's JSON object, and the body's text (a ``json`` column keeps its member's text)."""
     _require_json(request)
-    raw = await request.read()  # raises 413 past client_max_size
+    raw = await _read_body(request)
     try:
         body = exactjson.loads(raw or b"null")
     except exactjson.JSONError as exc:
@@ -97,6 +99,25 @@ async def _read_object(request: web.Request) -> tuple[dict[str, Any], str]:
     if not isinstance(body, dict):
         raise ApiError(Code.BAD_JSON, "the body must be a JSON object of column: value")
     return body, decode_body(raw)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The whole body, within GATEWAY_REQUEST_BODY_TIMEOUT: a client that trickles it is refused.
+
+    Without a bound, a body sent a byte a second (or chunked framing that stops
+    short) holds a connection and a handler for as long as the client likes. aiohttp
+    raises 413 itself past client_max_size (GATEWAY_MAX_BODY).
+    """
+    seconds = request.app[SETTINGS].request_body_timeout
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(
+            Code.REQUEST_TIMEOUT,
+            f"the request body did not arrive within {seconds:g} s (GATEWAY_REQUEST_BODY_TIMEOUT); send it whole",
+            close=True,
+        ) from None
 
 
 def _writable(table: Table, body: tuple[dict[str, Any], str]) -> list[tuple[Column, Any]]:
@@ -151,17 +172,18 @@ def _not_found(table: Table, pk: str) -> ApiError:
     return ApiError(Code.NOT_FOUND, f"no row in {table.name!r} with {table.primary_key[0]} = {pk!r}")
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
 def _int_param(request: web.Request, name: str, default: int, maximum: int | None = None) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(Code.BAD_PARAMETER, f"?{name}= takes a whole number, got {raw!r}") from None
-    if value < 0 or (maximum is not None and value > maximum):
-        limit = f"0 to {maximum}" if maximum is not None else "0 or more"
-        raise ApiError(Code.BAD_PARAMETER, f"?{name}= must be {limit}, got {value}")
+    if not _DIGITS.fullmatch(raw):  # int() would also take "1_0", " 5" and other scripts' digits
+        raise ApiError(Code.BAD_PARAMETER, f"?{name}= takes a whole number (digits 0-9), got {raw[:40]!r}")
+    value = int(raw)
+    if maximum is not None and value > maximum:
+        raise ApiError(Code.BAD_PARAMETER, f"?{name}= must be 0 to {maximum}, got {value}")
     return value
 
 
