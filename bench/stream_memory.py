@@ -169,7 +169,8 @@ async def run(args: argparse.Namespace, dsn: str | None, client: ClientProcess) 
     traced0 = tracemalloc.get_traced_memory()[0] if args.trace else 0
 
     result: Connected = await call("connect", HOST, port, TOPIC_PATH, args.streams, 100)
-    n = result.connected
+    n, failed = result.connected, result.failed
+    del result  # the reply itself is not a stream's memory
     await asyncio.sleep(2.0)
     gc.collect()
     rss1, (malloc1, free1) = rss(), malloc_in_use()
@@ -177,7 +178,7 @@ async def run(args: argparse.Namespace, dsn: str | None, client: ClientProcess) 
     snap1 = tracemalloc.take_snapshot() if args.trace else None
     count1, size1 = objects_by_type() if not args.trace else (Counter(), Counter())
 
-    print(f"{n} streams connected ({result.failed} failed)")
+    print(f"{n} streams connected ({failed} failed)")
     print(f"RSS per stream                 {(rss1 - rss0) / n:8.0f} B  ({(rss1 - rss0) / n / 1024:.2f} KiB)")
     print(f"malloc in use per stream       {(malloc1 - malloc0) / n:8.0f} B  (malloc free: {free0} -> {free1})")
     if args.trace:
