@@ -83,5 +83,5 @@ def encode_comment(text: str) -> bytes:
 
 
 def encode_goodbye(reason: str) -> bytes:
-    """The last bytes of a stream the server ends: why, and what the client should do."""
-    return encode_comment(f"closing: {reason}; reconnect with Last-Event-ID to resume")
+    """The last bytes of a stream the server ends: ``reason`` says why and what to do next."""
+    return encode_comment(f"closing: {reason}")
