@@ -96,9 +96,6 @@ async def events(request: web.Request) -> web.StreamResponse:
     access_path = sys.intern(request.rel_url.raw_path) if request.app[SETTINGS].access_log else None
     done = StreamEnd(request, topics, cursor is not None, limits, client, access_path)
     sub, transport = done.sub, request.transport
-    if grant.expires_at is not None:  # a stream lives no longer than its token
-        delay = max(0.0, grant.expires_at - time.time())
-        done.expiry = asyncio.get_running_loop().call_later(delay, done, EndReason.TOKEN_EXPIRED)
     response = HubFedResponse()
     try:
         try:
@@ -110,6 +107,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         # HTTP/1.1 streams are chunked; an HTTP/1.0 one (nginx's default upstream
         # protocol) is not, whatever aiohttp-sse's response object says.
         done.writing(response, transport, chunked=bool(getattr(writer, "chunked", True)))
+        if grant.expires_at is not None:  # a stream lives no longer than its token (says so once prepared)
+            delay = max(0.0, grant.expires_at - time.time())
+            done.expiry = asyncio.get_running_loop().call_later(delay, done, EndReason.TOKEN_EXPIRED)
         retry_ms = request.app[SETTINGS].retry_ms
         if cursor is None:
             await response.write(encode_preamble(retry_ms, sub.start_position))

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import aiopg
+import jwt
 import pytest
 
 from gateway.ending import EndReason, Phase
 from gateway.limits import LIMITS
 from gateway.stream import StreamEnd
 
-from .conftest import RunningGateway
+from .conftest import RunningGateway, start_gateway
 from .waiting import until
 
 
@@ -92,3 +94,29 @@ async def test_a_stream_ends_once_however_and_wherever_it_ends(
     streams = [line for line in access_lines(caplog) if '"GET /events"' in line]
     assert len(streams) == 1 and streams[0].endswith(" stream"), streams
     assert int(streams[0].split()[-3][:-1]) >= len(data)  # every byte the client got, headers included
+
+
+async def test_a_token_that_expires_during_the_replay_ends_the_stream_then_with_its_goodbye(database: str) -> None:
+    """The expiry timer calls the same end: the replay is cut short, not finished first."""
+    secret = "test-secret-that-is-long-enough-for-hs256"
+    async with (
+        start_gateway(database, jwt_secret=secret) as gw,
+        aiopg.connect(gw.dsn) as lock_conn,
+        lock_conn.cursor() as lock,
+    ):
+        await lock.execute("BEGIN; LOCK TABLE gateway.retention IN ACCESS EXCLUSIVE MODE")  # the replay waits
+        token = jwt.encode({"exp": time.time() + 1.5, "topics": ["todos"]}, secret, algorithm="HS256")
+        host, port = gw.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"GET /events?topic=todos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            "Last-Event-ID: 0\r\n\r\n".encode()
+        )
+        data = await read_to_the_end(reader)  # while the replay still waits for the lock
+        writer.close()
+        end = the_stream_end(gw)
+        assert end is None  # unsubscribed
+        await lock.execute("ROLLBACK")
+    goodbye = EndReason.TOKEN_EXPIRED.goodbye
+    assert goodbye is not None
+    assert data.endswith(b"%x\r\n%b\r\n0\r\n\r\n" % (len(goodbye), goodbye)), data
