@@ -4,9 +4,10 @@ A line reads ``127.0.0.1 "GET /api/todos" 200 312B 0.004s``: the client's addres
 the method and the path *without* the query string (a browser's token travels in
 ``?access_token=``), the status, the bytes written to the connection (headers
 included) and the time from the request to its last byte. No header value is
-ever logged. A live SSE stream is logged when it ends, not when it goes live (its
+ever logged. An SSE stream is logged when it ends, not when it goes live (its
 line ends with ``stream``): its handler returns at the hand-over (gateway.live),
-so the stream's own end writes the line (``stream_ended``). A request aiohttp
+so the stream's one end (gateway.stream's StreamEnd) writes the line
+(``stream_ended``), for a stream that ends before its hand-over too. A request aiohttp
 could not parse has no trustworthy method or path: its line shows ``"- -"``.
 GATEWAY_ACCESS_LOG=off turns the log off.
 """

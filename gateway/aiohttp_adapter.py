@@ -1,4 +1,4 @@
-"""The gateway's hooks into aiohttp's protocol layer: the only aiohttp internals it uses for them.
+"""The gateway's hooks into aiohttp's protocol layer and aiohttp-sse: the only internals of either it uses.
 
 Why: aiohttp's ``RequestHandler`` (web_protocol.py) answers a request it cannot
 parse before any application code runs. It logs the request line or the header at
@@ -28,6 +28,14 @@ to take a connection over (:func:`take_over`, also the live streams' hand-over);
 ``web_protocol.ERROR``
 (the request message of an unparsable request); ``web.Server._kwargs`` and
 ``_loop`` (what the server passes each handler); ``AppRunner._make_server``.
+
+aiohttp-sse 3.0's ``EventSourceResponse`` always starts a ping task in
+``prepare()`` and refuses ``ping_interval <= 0``; the gateway sends one heartbeat
+for all streams instead (gateway.app). :class:`HubFedResponse` uses, of it:
+``_ping`` (overridden to return at once), ``_ping_task`` (set to None after
+``prepare``: no Task kept per stream) and the response's ``_payload_writer``
+(returned by a prepare after the hand-over); ``aiohttp_sse_problems()`` says
+which of them an upgrade changed.
 """
 
 from __future__ import annotations
@@ -39,13 +47,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import aiohttp_sse
 from aiohttp import base_protocol, http_exceptions, web, web_protocol
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp_sse import EventSourceResponse
 
 from .errors import error_response_for, status_error
 
 log = logging.getLogger(__name__)
 
 TESTED_AIOHTTP = ("3.14",)  # minor versions whose internals this module was checked against
+TESTED_AIOHTTP_SSE = ("3.0",)
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -209,6 +221,58 @@ def take_over(
     return transport
 
 
+class HubFedResponse(EventSourceResponse):
+    """aiohttp-sse's response (SSE headers, TCP user timeout, GET only) without its ping task.
+
+    ``EventSourceResponse`` starts one ping task per stream; with thousands of
+    streams that is thousands of tasks and timers doing what one hub-wide heartbeat
+    does, so the hub sends the heartbeat and this response does not ping.
+    """
+
+    _detached = False
+
+    async def _ping(self) -> None:
+        return
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._detached:  # aiohttp finishing the request after the hand-over
+            return self._payload_writer
+        writer = await super().prepare(request)
+        self._ping_task = None  # finished at once (see _ping); do not keep a Task per stream
+        return writer
+
+    @property
+    def logs_own_end(self) -> bool:
+        """True once detached: the stream's end writes its access-log line (gateway.stream)."""
+        return self._detached
+
+    def detach(self) -> None:
+        """The stream goes on (or ends) without this response: it writes nothing more, closes nothing."""
+        self._detached = True
+        self.force_close()  # aiohttp keeps no keep-alive state for the connection
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        if not self._detached:
+            await super().write_eof(data)
+
+
+def aiohttp_sse_problems() -> list[str]:
+    """What of aiohttp-sse's internals HubFedResponse uses the installed version lacks."""
+    problems = []
+    ping = getattr(EventSourceResponse, "_ping", None)
+    if not inspect.iscoroutinefunction(ping) or list(inspect.signature(ping).parameters) != ["self"]:
+        problems.append("EventSourceResponse._ping()")
+    if "_ping_task" not in inspect.getsource(EventSourceResponse.prepare):
+        problems.append("EventSourceResponse.prepare() starting _ping_task")
+    if "_payload_writer" not in getattr(web.StreamResponse, "__slots__", ()) and not hasattr(
+        web.StreamResponse(), "_payload_writer"
+    ):
+        problems.append("StreamResponse._payload_writer")
+    if not hasattr(aiohttp_sse, "EventSourceResponse"):
+        problems.append("aiohttp_sse.EventSourceResponse")
+    return problems
+
+
 LINGER = 2.0  # seconds a refused request's connection drains the client's bytes before it closes
 
 
@@ -262,6 +326,12 @@ class GatewayRunner(web.AppRunner):
             raise RuntimeError(
                 f"aiohttp {aiohttp.__version__} changed what gateway/aiohttp_adapter.py relies on "
                 f"({'; '.join(problems)}); install aiohttp {' or '.join(TESTED_AIOHTTP)}.x"
+            )
+        problems = aiohttp_sse_problems()
+        if problems:
+            raise RuntimeError(
+                f"this aiohttp-sse changed what gateway/aiohttp_adapter.py relies on "
+                f"({'; '.join(problems)}); install aiohttp-sse {' or '.join(TESTED_AIOHTTP_SSE)}.x"
             )
         super().__init__(app, **kwargs)
         self._head_timeout = request_head_timeout

@@ -23,6 +23,7 @@ from .catalog import load_table
 from .config import Settings
 from .cors import CORS, CorsPolicy, add_cors_headers, preflight
 from .db import apply_schema, create_pool
+from .ending import EndReason
 from .errors import json_errors
 from .hub import Hub
 from .limits import LIMITS, StreamLimits
@@ -99,7 +100,7 @@ async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
 
 async def _end_streams(app: web.Application) -> None:
     log.debug("ending %d streams", app[HUB].statistics().subscribers)
-    app[HUB].close_all("server shutting down")
+    app[HUB].close_all(EndReason.SHUTDOWN)
 
 
 def create_app(settings: Settings, dsn: str) -> web.Application:

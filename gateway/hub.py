@@ -13,8 +13,9 @@ however many events the page holds (coalescing), and no task wakes per event.
 
 The bound of a subscriber is the bytes its connection has not yet taken: the
 transport's write buffer when new bytes arrive for it (or, before it is live, its
-queue). A subscriber past it is a slow consumer: its connection is aborted (the
-client can resume with its cursor) and nobody else waits for it. So a stuck client
+queue). A subscriber past it is a slow consumer: it is closed, its stream's end
+cuts the connection off (the client can resume with its cursor) and nobody else
+waits for it. So a stuck client
 costs at most its bound plus one page, and a page larger than the bound still
 reaches a client that keeps up.
 
@@ -23,6 +24,11 @@ queue as events, not bytes, and when the replay's snapshot is known the ones it
 already covered are dropped. Until the listener has moved past that snapshot, a
 late live event the replay already sent is dropped too, so the hand-over has no
 gap and no duplicate.
+
+A subscription's end has one owner, given when it is made (``on_end``: the
+stream's end, gateway.stream): however the subscription closes, in the hub or by
+its stream, ``on_end`` hears why once and takes it out of the hub. The hub never
+removes a subscriber itself, and never closes one while it walks a topic's set.
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .ending import EndReason
 from .journal import Event, Snapshot
 from .sse import encode_event
 
-SLOW_CONSUMER = "slow consumer: the client did not read fast enough"
-CLIENT_GONE = "the client went away"
+SLOW_CONSUMER = EndReason.SLOW_CONSUMER
+CLIENT_GONE = EndReason.CLIENT_GONE
 
 # Writes bytes to a subscriber's connection; returns the bytes it still had to send
 # before this write (its backlog), or -1 if the connection is closing.
@@ -59,19 +66,24 @@ class Subscriber:
         "_bound",
         "_chunks",
         "_held",
+        "_on_end",
         "_single",
         "_sink",
         "_size",
         "_skip",
-        "abort",
         "closed_reason",
-        "on_close",
-        "overflowed",
         "start_position",
         "topics",
     )
 
-    def __init__(self, topics: tuple[str, ...], bound: int, start_position: int, held: bool) -> None:
+    def __init__(
+        self,
+        topics: tuple[str, ...],
+        bound: int,
+        start_position: int,
+        held: bool,
+        on_end: Callable[[EndReason], None],
+    ) -> None:
         self.topics = topics
         self.start_position = start_position
         self._single = len(topics) == 1
@@ -81,11 +93,8 @@ class Subscriber:
         self._sink: Sink | None = None
         self._held: list[tuple[Event, bytes]] | None = [] if held else None
         self._skip: Snapshot | None = None
-        self.closed_reason: str | None = None
-        self.overflowed = False
-        self.abort: Callable[[], None] | None = None
-        # Told why, once, when the subscription ends (the live stream's connection).
-        self.on_close: Callable[[str], None] | None = None
+        self.closed_reason: EndReason | None = None
+        self._on_end = on_end  # told why, once, when the subscription ends
 
     @property
     def buffered_bytes(self) -> int:
@@ -107,31 +116,35 @@ class Subscriber:
         """True if a page's joined bytes for its one topic can be handed over as is."""
         return self._single and self._held is None and self._skip is None
 
-    def offer(self, event: Event, wire: bytes) -> bool:
-        """Queue one event; False if that made this subscriber a slow consumer."""
+    def offer(self, event: Event, wire: bytes) -> None:
+        """Queue one event (a held subscriber past its bound is closed at once)."""
         if self.closed_reason is not None:
-            return True
+            return
         if self._held is not None:
             self._held.append((event, wire))
             self._size += len(wire)
-            return self._size <= self._bound or self._overflow()
-        if self._skip is not None and self._skip.sees(event.tx):
-            return True
-        return self.push(wire)
+            if self._size > self._bound:
+                self._overflow()
+        elif self._skip is None or not self._skip.sees(event.tx):
+            self.push(wire)
 
-    def push(self, data: bytes) -> bool:
-        """Queue raw bytes (events or a heartbeat) for the next flush; False on overflow."""
-        if self.closed_reason is not None:
-            return True
-        self._chunks.append(data)
-        self._size += len(data)
-        if self._sink is not None:
-            return True  # live: flushed at the end of this page, bounded by its backlog
-        return self._size <= self._bound or self._overflow()
+    def push(self, data: bytes) -> None:
+        """Queue raw bytes (events or a heartbeat) for the next flush.
+
+        The bound is checked at the flush (a live subscriber's by its backlog), so a
+        push never closes the subscriber while the hub walks a topic's subscribers.
+        """
+        if self.closed_reason is None:
+            self._chunks.append(data)
+            self._size += len(data)
 
     def flush(self) -> int:
         """Write what is queued to the connection, if live; return the bytes written."""
-        if self._sink is None or not self._chunks or self.closed_reason is not None:
+        if self._sink is None:
+            if self._size > self._bound:  # not live yet: its queue is its backlog
+                self._overflow()
+            return 0
+        if not self._chunks or self.closed_reason is not None:
             return 0
         chunks = self._chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -158,29 +171,26 @@ class Subscriber:
         for event, wire in held:
             if not replayed.sees(event.tx):
                 self.push(wire)
+        if self._size > self._bound:
+            self._overflow()
 
     def forget_skip(self, listener_snapshot: Snapshot) -> None:
         """Drop the replay filter once no future live event can be one the replay sent."""
         if self._skip is not None and listener_snapshot.xmin >= self._skip.xmax:
             self._skip = None
 
-    def close(self, reason: str) -> None:
-        """End the subscription; ``on_close`` learns why (the first reason only)."""
+    def close(self, reason: EndReason) -> None:
+        """End the subscription; ``on_end`` learns why (the first reason only)."""
         if self.closed_reason is not None:
             return
         self.closed_reason = reason
         self._chunks.clear()
         self._held = None
         self._size = 0
-        if self.on_close is not None:
-            self.on_close(reason)
+        self._on_end(reason)
 
-    def _overflow(self) -> bool:
-        self.overflowed = True
+    def _overflow(self) -> None:
         self.close(SLOW_CONSUMER)
-        if self.abort is not None:
-            self.abort()  # it is not reading: a goodbye would never arrive, and a write would block
-        return False
 
 
 class Hub:
@@ -197,11 +207,23 @@ class Hub:
         self._bytes_out = 0
         self._slow_closed = 0
 
-    def subscribe(self, topics: Iterable[str], resuming: bool) -> Subscriber:
-        """Register a subscriber; from now on it receives every event on ``topics``."""
+    def subscribe(
+        self, topics: Iterable[str], resuming: bool, on_end: Callable[[EndReason], None] | None = None
+    ) -> Subscriber:
+        """Register a subscriber; from now on it receives every event on ``topics``.
+
+        ``on_end`` owns the subscription's end: it hears why, once, and must
+        unsubscribe it (the stream's end does). Without one, the hub unsubscribes it.
+        """
         # A tuple, not a frozenset: a stream names few topics (a linear scan is as fast),
         # and a one-topic frozenset costs 216 bytes per stream, a tuple 48.
-        sub = Subscriber(tuple(dict.fromkeys(topics)), self._buffer_bound, self.position, held=resuming)
+        sub = Subscriber(
+            tuple(dict.fromkeys(topics)),
+            self._buffer_bound,
+            self.position,
+            held=resuming,
+            on_end=on_end or (lambda _reason: self.unsubscribe(sub)),
+        )
         self._subscribers.add(sub)
         for topic in sub.topics:
             self._by_topic.setdefault(topic, set()).add(sub)
@@ -212,12 +234,13 @@ class Hub:
     def attach(self, sub: Subscriber, sink: Sink) -> None:
         """Let ``sub`` receive by direct writes from now on (its stream is live)."""
         self._bytes_out += sub.attach(sink)
-        self._reap(sub)
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        """Remove ``sub`` everywhere; safe to call twice."""
+        """Remove ``sub`` everywhere (closed or not: its owner's end calls this once)."""
         if sub not in self._subscribers:
             return
+        if sub.closed_reason is SLOW_CONSUMER:
+            self._slow_closed += 1
         self._subscribers.discard(sub)
         self._skipping.discard(sub)
         for topic in sub.topics:
@@ -284,10 +307,10 @@ class Hub:
             sub.push(data)
         self._flush(subs)
 
-    def close_all(self, reason: str) -> None:
+    def close_all(self, reason: EndReason) -> None:
+        """End every subscription (their owners unsubscribe them)."""
         for sub in list(self._subscribers):
             sub.close(reason)
-            self.unsubscribe(sub)
 
     def statistics(self) -> HubStatistics:
         return HubStatistics(
@@ -304,12 +327,4 @@ class Hub:
         written = 0
         for sub in subs:
             written += sub.flush()
-            if sub.closed_reason is not None:
-                self._reap(sub)
         self._bytes_out += written
-
-    def _reap(self, sub: Subscriber) -> None:
-        if sub.closed_reason is not None and sub in self._subscribers:
-            if sub.overflowed:
-                self._slow_closed += 1
-            self.unsubscribe(sub)

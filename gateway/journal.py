@@ -25,13 +25,14 @@ and A commit later. Two readers must never skip A:
   for which a deleted row could be one the replay rule above would send, and
   resumes every other, including a cursor whose own row was the last one pruned.
 
-Everything here is pure data and SQL text except the two small fetch functions.
+Everything here is pure data and SQL text except the reads at the end: the
+listener's (begin_read, newly_visible, end_read) and a resume's (Replay), which
+share one page loop (_pages).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,9 @@ OPEN_NEWLY_VISIBLE = (
 FETCH_NEWLY_VISIBLE = f"FETCH {PAGE_ROWS} FROM newly_visible"
 
 END_READ = "COMMIT"
+
+# A resume reads one snapshot from its verdict to its last row.
+BEGIN_REPLAY = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 # What resume_verdict() decides on, read in the replay's snapshot (see ResumePoint).
 RESUME_POINT = """
@@ -131,31 +135,6 @@ class Event:
     def main_topic(self) -> str:
         """The most specific topic: "todos/42" for a row change, else the topic itself."""
         return self.topics[-1]
-
-    def data_json(self) -> str:
-        """The SSE data: one JSON object on one line, row text passed through untouched."""
-        parts = [
-            f'{{"id":{self.id},"topic":{json.dumps(self.main_topic)},',
-            f'"table":{json.dumps(self.table)},"op":"{self.op}","row":{_one_line(self.row)}',
-        ]
-        if self.op in ("update", "delete"):
-            parts.append(f',"old":{_one_line(self.old)}')
-        parts.append("}")
-        return "".join(parts)
-
-
-def _one_line(json_text: str | None) -> str:
-    """JSON text without raw line breaks (a json value may keep the writer's layout).
-
-    In valid JSON a raw CR or LF can only be whitespace between tokens (inside a
-    string it must be escaped), so turning them into spaces changes no value; a
-    parse and re-dump would round big or precise numbers.
-    """
-    if json_text is None:
-        return "null"
-    if "\n" in json_text or "\r" in json_text:
-        return json_text.replace("\r", " ").replace("\n", " ")
-    return json_text
 
 
 def event_from_row(row: Sequence[Any]) -> Event:
@@ -285,15 +264,86 @@ async def newly_visible(cur: Any, prev: Snapshot, upto: Snapshot, after: int = 0
     ``prev`` and by ``upto`` (the read's own snapshot, or an older one whose read broke
     off), with ids above ``after``. Iterate to the end; end the read with end_read().
     """
-    await cur.execute(OPEN_NEWLY_VISIBLE, {"prev": prev.text, "upto": upto.text, "after": after})
-    while True:
-        rows = await cur.fetchall()
-        if rows:
-            yield [event_from_row(row) for row in rows]
-        if len(rows) < PAGE_ROWS:
-            break
-        await cur.execute(FETCH_NEWLY_VISIBLE)
+    params = {"prev": prev.text, "upto": upto.text, "after": after}
+    async for page in _pages(cur, OPEN_NEWLY_VISIBLE, params, lambda _last: (FETCH_NEWLY_VISIBLE, None)):
+        yield page
 
 
 async def end_read(cur: Any) -> None:
     await cur.execute(END_READ)
+
+
+@dataclass(frozen=True, slots=True)
+class Refetch:
+    """A resume that cannot send everything after its cursor: the client must refetch."""
+
+    reason: str  # CURSOR_EXPIRED or CURSOR_UNKNOWN
+    cursor: int
+    resume_from: int  # the newest id: where a client that refetched resumes
+
+
+class Replay:
+    """A resume from ``cursor``, read in one REPEATABLE READ snapshot on one connection.
+
+    A prune that runs meanwhile cannot delete rows out from under it: its
+    pruned_through check and the rows it sends agree. Use::
+
+        replay = await Replay.begin(cur, cursor, topics)
+        if replay.refetch is None:
+            async for page in replay.pages():  # the rows it sends, a page at a time
+                ...
+        await replay.end()
+
+    then ``replay.snapshot`` is what the replay saw (Subscriber.go_live).
+    """
+
+    __slots__ = ("_cur", "_topics", "cursor", "refetch", "snapshot", "verdict")
+
+    def __init__(self, cur: Any, cursor: int, topics: Sequence[str], point: ResumePoint) -> None:
+        self._cur = cur
+        self._topics = list(topics)
+        self.cursor = cursor
+        self.snapshot = point.snapshot
+        self.verdict = resume_verdict(cursor, point)
+        self.refetch = None if self.verdict.refetch is None else Refetch(self.verdict.refetch, cursor, point.newest)
+
+    @classmethod
+    async def begin(cls, cur: Any, cursor: int, topics: Sequence[str]) -> Replay:
+        """Open the replay's snapshot on ``cur``'s connection and decide resume or refetch."""
+        await cur.execute(BEGIN_REPLAY)
+        await cur.execute(RESUME_POINT, {"cursor": cursor})
+        return cls(cur, cursor, topics, ResumePoint.from_row(await cur.fetchone()))
+
+    async def pages(self) -> AsyncIterator[list[Event]]:
+        """The events to send, in order: the late rows below the cursor, then those after it."""
+        params: dict[str, Any] = {
+            "cursor": self.cursor,
+            "tx_xmin": str(self.verdict.tx_xmin),
+            "snap": self.snapshot.text,
+            "topics": self._topics,
+        }
+        for query, after in ((REPLAY_LATE, 0), (REPLAY_AFTER, self.cursor)):
+
+            def next_page(last: int, query: str = query) -> tuple[str, dict[str, Any]]:
+                return query, {**params, "after": last}  # keyset paging: the rows after the last one sent
+
+            async for page in _pages(self._cur, query, {**params, "after": after}, next_page):
+                yield page
+
+    async def end(self) -> None:
+        await self._cur.execute(END_READ)
+
+
+async def _pages(
+    cur: Any, query: str, params: dict[str, Any] | None, next_page: Callable[[int], tuple[str, dict[str, Any] | None]]
+) -> AsyncIterator[list[Event]]:
+    """Pages of up to PAGE_ROWS events: run ``query``, then ``next_page(last id)``'s, until a short page."""
+    while True:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+        if rows:
+            page = [event_from_row(row) for row in rows]
+            yield page
+        if len(rows) < PAGE_ROWS:
+            return
+        query, params = next_page(page[-1].id)

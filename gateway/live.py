@@ -10,12 +10,11 @@ ours, lets the handler return without ending the response, and retires aiohttp's
 connection object as if the peer had gone; what is left per stream is the
 transport, a LiveStream and the hub's Subscriber.
 
-From then on a LiveStream ends its stream in one of two ways:
-
-* the client goes away (or the hub aborts a slow consumer): connection_lost()
-  unsubscribes and releases the stream's limits slot;
-* the hub closes the subscription (server shutdown, token expiry): it writes a
-  goodbye comment and the end of the chunked body, and closes the connection.
+A LiveStream only reports that its connection went (connection_lost): the
+stream's one end (gateway.stream's StreamEnd) does the rest, and say_goodbye()
+is how that end leaves the connection, whether the stream is live or still in
+its handler: a goodbye comment, the end of the chunked body and a close, or an
+abort for a client that does not read.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .aiohttp_adapter import take_over
-from .hub import CLIENT_GONE, SLOW_CONSUMER, Hub, Subscriber
-from .sse import encode_goodbye
+from .ending import EndReason, Farewell
+from .hub import Hub, Subscriber
 
 # A client that does not read its goodbye is cut off after this many seconds.
 GOODBYE_GRACE = 1.0
@@ -63,14 +62,12 @@ class DirectSink:
 
 
 class LiveStream(asyncio.Protocol):
-    """The protocol of a handed-over stream's transport: its end, whoever ends it."""
+    """The protocol of a handed-over stream's transport: tells the stream's end when it goes."""
 
-    __slots__ = ("_done", "_sink", "_sub")
+    __slots__ = ("_end",)
 
-    def __init__(self, sink: DirectSink, sub: Subscriber, done: Callable[[], None]) -> None:
-        self._sink = sink
-        self._sub = sub
-        self._done = done  # unsubscribes and releases the stream's slot (runs once however often called)
+    def __init__(self, end: Callable[[EndReason], None]) -> None:
+        self._end = end  # the stream's one end (runs once however often called)
 
     def data_received(self, data: bytes) -> None:
         """Ignored: an SSE client sends nothing after its request."""
@@ -79,35 +76,38 @@ class LiveStream(asyncio.Protocol):
         return False  # the client closed its side: close ours, which ends the stream
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._done()
+        self._end(EndReason.CLIENT_GONE)
 
-    def subscription_closed(self, reason: str) -> None:
-        """The hub (or a timer) ended the subscription: say why, then hang up."""
-        transport = self._sink.transport
-        if reason in (CLIENT_GONE, SLOW_CONSUMER) or transport.is_closing():
-            return  # the connection is already going (a slow consumer was aborted)
-        self._sink(encode_goodbye(reason))
-        if self._sink.chunked:
+
+def say_goodbye(sink: DirectSink, farewell: Farewell) -> None:
+    """Leave the connection as ``farewell`` says: goodbye and close, abort, or just close."""
+    transport = sink.transport
+    if transport.is_closing():
+        return  # already going: nothing more can be said
+    if farewell.cut_off:
+        transport.abort()  # it is not reading: a goodbye would never arrive
+        return
+    if farewell.goodbye is not None:
+        sink(farewell.goodbye)
+        if sink.chunked:
             transport.write(b"0\r\n\r\n")  # the end of the chunked body
-            self._sink.sent += 5
-        transport.close()
+            sink.sent += 5
         asyncio.get_running_loop().call_later(GOODBYE_GRACE, transport.abort)
+    transport.close()
 
 
-def hand_over(request: web.Request, hub: Hub, sub: Subscriber, chunked: bool, done: Callable[[], None]) -> DirectSink:
-    """Make the stream of ``request`` a LiveStream fed by ``hub``; the handler returns next.
+def hand_over(
+    request: web.Request, hub: Hub, sub: Subscriber, sink: DirectSink, end: Callable[[EndReason], None]
+) -> None:
+    """Make the stream of ``request`` a LiveStream that ``hub`` feeds through ``sink``.
 
     The response must be prepared, with nothing to write at its end (see
-    HubFedResponse.detach). ``done`` runs when the stream ends, however it ends.
-    Returns the stream's sink, whose ``sent`` counts the bytes of the whole response.
+    HubFedResponse.detach); the handler returns next. ``end`` runs when the
+    connection goes.
     """
     transport = request.transport
     aiohttp_protocol = request.protocol
     start_task = request.task
     assert transport is not None
-    sink = DirectSink(transport, chunked, sent=request.writer.output_size)
-    live = LiveStream(sink, sub, done)
-    sub.on_close = live.subscription_closed
     hub.attach(sub, sink)  # what queued up since subscribing goes first
-    take_over(aiohttp_protocol, start_task, live)
-    return sink
+    take_over(aiohttp_protocol, start_task, LiveStream(end))

@@ -7,6 +7,8 @@ browser's ``event.data`` is exactly that JSON.
 
 from __future__ import annotations
 
+import json
+
 from .journal import Event
 
 # Comments (the heartbeat, a goodbye) are comment lines with no blank line after them.
@@ -20,7 +22,33 @@ HEARTBEAT = b": heartbeat\n"
 
 def encode_event(event: Event) -> bytes:
     """The bytes of one event, encoded once and shared by every subscriber."""
-    return f"id: {event.id}\nevent: {event.op}\ndata: {event.data_json()}\n\n".encode()
+    return f"id: {event.id}\nevent: {event.op}\ndata: {event_data_json(event)}\n\n".encode()
+
+
+def event_data_json(event: Event) -> str:
+    """An event's SSE data: one JSON object on one line, row text passed through untouched."""
+    parts = [
+        f'{{"id":{event.id},"topic":{json.dumps(event.main_topic)},',
+        f'"table":{json.dumps(event.table)},"op":"{event.op}","row":{_one_line(event.row)}',
+    ]
+    if event.op in ("update", "delete"):
+        parts.append(f',"old":{_one_line(event.old)}')
+    parts.append("}")
+    return "".join(parts)
+
+
+def _one_line(json_text: str | None) -> str:
+    """JSON text without raw line breaks (a json value may keep the writer's layout).
+
+    In valid JSON a raw CR or LF can only be whitespace between tokens (inside a
+    string it must be escaped), so turning them into spaces changes no value; a
+    parse and re-dump would round big or precise numbers.
+    """
+    if json_text is None:
+        return "null"
+    if "\n" in json_text or "\r" in json_text:
+        return json_text.replace("\r", " ").replace("\n", " ")
+    return json_text
 
 
 def encode_message(event_type: str, data_json: str, event_id: int | None = None) -> bytes:
@@ -55,5 +83,5 @@ def encode_comment(text: str) -> bytes:
 
 
 def encode_goodbye(reason: str) -> bytes:
-    """The last bytes of a stream the server ends: why, and what the client should do."""
-    return encode_comment(f"closing: {reason}; reconnect with Last-Event-ID to resume")
+    """The last bytes of a stream the server ends: ``reason`` says why and what to do next."""
+    return encode_comment(f"closing: {reason}")

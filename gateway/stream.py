@@ -7,8 +7,11 @@ the client's cursor while live events wait, then hand the live stream over
 subscriber, or the server stops.
 
 aiohttp-sse's ``EventSourceResponse`` provides the headers, the GET-only check and
-the TCP user timeout; events are written as bytes the hub encoded once for all
+the TCP user timeout (through gateway.aiohttp_adapter's HubFedResponse, which holds
+the internals that takes); events are written as bytes the hub encoded once for all
 subscribers rather than through its per-client ``send()`` formatting.
+
+However a stream ends, StreamEnd ends it, once (gateway.ending says what that does).
 """
 
 from __future__ import annotations
@@ -19,40 +22,29 @@ import logging
 import re
 import sys
 import time
-from typing import Any
 
 import psycopg2
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp_sse import EventSourceResponse
 
 from .access_log import stream_ended
+from .aiohttp_adapter import HubFedResponse
 from .auth import grant_of
 from .codes import Code
 from .db import first_line
+from .ending import EndReason, Phase, farewell
 from .errors import ApiError, error_response_for
-from .hub import CLIENT_GONE, Hub, Subscriber
-from .journal import (
-    END_READ,
-    PAGE_ROWS,
-    REPLAY_AFTER,
-    REPLAY_LATE,
-    RESUME_POINT,
-    ResumePoint,
-    event_from_row,
-    resume_verdict,
-)
+from .hub import Subscriber
+from .journal import Replay
 from .limits import LIMITS, StreamLimits
-from .live import DirectSink, LiveStream, hand_over
+from .live import DirectSink, hand_over, say_goodbye
 from .metrics import METRICS, Metrics
-from .sse import encode_event, encode_goodbye, encode_message, encode_preamble
+from .sse import encode_event, encode_message, encode_preamble
 from .state import HUB, POOL, SETTINGS
 
 log = logging.getLogger(__name__)
 
 MAX_TOPICS = 32
 REPLAY_WRITE_TIMEOUT = 10.0
-BEGIN_REPLAY = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _TOPIC = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
 _CURSOR = re.compile(r"^[0-9]{1,19}$")
 
@@ -101,186 +93,168 @@ async def events(request: web.Request) -> web.StreamResponse:
         limits.admit(client)
     except Exception as exc:
         return error_response_for(request, exc)
-    hub = request.app[HUB]
-    sub = hub.subscribe(topics, resuming=cursor is not None)
-    transport = request.transport
-    if transport is not None:
-        sub.abort = transport.abort
-    expiry = None
-    if grant.expires_at is not None:  # a stream lives no longer than its token
-        delay = max(0.0, grant.expires_at - time.time())
-        expiry = asyncio.get_running_loop().call_later(delay, sub.close, "the token expired; reconnect with a new one")
-    # interned: thousands of streams of /events share one string for their access-log line
     access_path = sys.intern(request.rel_url.raw_path) if request.app[SETTINGS].access_log else None
-    done = StreamEnd(hub, sub, limits, client, expiry, access_path)
+    done = StreamEnd(request, topics, cursor is not None, limits, client, access_path)
+    sub, transport = done.sub, request.transport
     response = HubFedResponse()
     try:
         try:
             writer = await response.prepare(request)
         except web.HTTPException as exc:  # a HEAD request: EventSourceResponse takes GET only
             return error_response_for(request, exc)
+        if transport is None or done.ended:
+            return response
         # HTTP/1.1 streams are chunked; an HTTP/1.0 one (nginx's default upstream
         # protocol) is not, whatever aiohttp-sse's response object says.
-        chunked = bool(getattr(writer, "chunked", True))
+        done.writing(response, transport, chunked=bool(getattr(writer, "chunked", True)))
+        if grant.expires_at is not None:  # a stream lives no longer than its token (says so once prepared)
+            delay = max(0.0, grant.expires_at - time.time())
+            done.expiry = asyncio.get_running_loop().call_later(delay, done, EndReason.TOKEN_EXPIRED)
         retry_ms = request.app[SETTINGS].retry_ms
         if cursor is None:
             await response.write(encode_preamble(retry_ms, sub.start_position))
         else:
             await response.write(encode_preamble(retry_ms, None))
-            if not await _replay(request, response, sub, cursor, topics):
-                return response
-        if transport is None or transport.is_closing():
-            return response
-        if sub.closed_reason is not None:  # closed during the replay (server shutting down)
-            if not sub.overflowed:
-                await _goodbye(response, sub.closed_reason)
+            await _replay(request, response, done, cursor, topics)
+        if done.ended or transport.is_closing():
             return response
         response.detach()
-        done.sink = hand_over(request, hub, sub, chunked, done)
+        sink = DirectSink(transport, done.chunked, sent=request.writer.output_size)
+        done.live(sink)
+        hand_over(request, done.hub, sub, sink, done)
     except (ConnectionResetError, ConnectionError):
         pass
     finally:
-        if transport is None or not isinstance(transport.get_protocol(), LiveStream):
-            done()  # else the live stream calls it when the stream ends
+        done.handler_returns()
     return response
 
 
 class StreamEnd:
-    """What ends a stream however it ends (in the handler or in its LiveStream): runs once.
+    """The one owner of a stream's end, however and wherever it ends: runs once.
 
-    A handed-over stream (``sink`` set) writes its access-log line here, when it
-    ends, if ``access_path`` is set; one that ends in its handler is logged by aiohttp.
+    It is the subscription's ``on_end`` (the hub closes a slow consumer or a gone
+    client through it), the expiry timer's callback, and what the handler and the
+    LiveStream call when the connection goes. The first call cancels the expiry,
+    unsubscribes, releases the limits slot, says goodbye or cuts the connection
+    off as gateway.ending.farewell() decides, and writes the access-log line of a
+    stream whose response was prepared (aiohttp logs one that ended before).
     """
 
-    __slots__ = ("access_path", "client", "expiry", "hub", "limits", "sink", "started", "sub")
+    __slots__ = (
+        "access_path",
+        "chunked",
+        "client",
+        "expiry",
+        "hub",
+        "limits",
+        "phase",
+        "request",
+        "response",
+        "sink",
+        "started",
+        "sub",
+        "transport",
+    )
 
     def __init__(
         self,
-        hub: Hub,
-        sub: Subscriber,
+        request: web.Request,
+        topics: list[str],
+        resuming: bool,
         limits: StreamLimits,
         client: str,
-        expiry: asyncio.TimerHandle | None,
         access_path: str | None = None,
     ) -> None:
-        self.hub = hub
-        self.sub: Subscriber | None = sub
+        self.hub = request.app[HUB]
+        self.request: web.Request | None = request
         self.limits = limits
         self.client = client
-        self.expiry = expiry
+        self.expiry: asyncio.TimerHandle | None = None
         self.access_path = access_path
         self.started = time.monotonic()
+        self.phase = Phase.OPENING
+        self.response: HubFedResponse | None = None
+        self.transport: asyncio.Transport | None = None
+        self.chunked = True
         self.sink: DirectSink | None = None
-
-    def __call__(self) -> None:
-        sub, self.sub = self.sub, None
-        if sub is None:
-            return
-        sub.close(CLIENT_GONE)
-        self.hub.unsubscribe(sub)
-        self.limits.release(self.client)
-        if self.expiry is not None:
-            self.expiry.cancel()
-        if self.sink is not None and self.access_path is not None:
-            stream_ended(self.client, "GET", self.access_path, self.sink.sent, time.monotonic() - self.started)
-
-
-class HubFedResponse(EventSourceResponse):
-    """aiohttp-sse's response (SSE headers, TCP user timeout, GET only) without its ping task.
-
-    ``EventSourceResponse`` starts one ping task per stream; with thousands of
-    streams that is thousands of tasks and timers doing what one hub-wide heartbeat
-    does, so the hub sends the heartbeat and this response does not ping.
-    """
-
-    _detached = False
-
-    async def _ping(self) -> None:
-        return
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        if self._detached:  # aiohttp finishing the request after the hand-over
-            return self._payload_writer
-        writer = await super().prepare(request)
-        self._ping_task = None  # finished at once (see _ping); do not keep a Task per stream
-        return writer
+        self.sub: Subscriber = self.hub.subscribe(topics, resuming=resuming, on_end=self)
 
     @property
-    def logs_own_end(self) -> bool:
-        """True once handed over: the stream's end writes its access-log line (StreamEnd)."""
-        return self._detached
+    def ended(self) -> bool:
+        return self.phase is Phase.ENDED
 
-    def detach(self) -> None:
-        """The stream goes on without this response: its end writes nothing, closes nothing."""
-        self._detached = True
-        self.force_close()  # aiohttp keeps no keep-alive state for the connection
+    def writing(self, response: HubFedResponse, transport: asyncio.Transport, chunked: bool) -> None:
+        """The response is prepared: the handler writes the preamble and any replay."""
+        if self.phase is Phase.OPENING:
+            self.phase, self.response, self.transport, self.chunked = Phase.WRITING, response, transport, chunked
 
-    async def write_eof(self, data: bytes = b"") -> None:
-        if not self._detached:
-            await super().write_eof(data)
+    def live(self, sink: DirectSink) -> None:
+        """Handed over: the hub writes through ``sink``; aiohttp's request is let go."""
+        if self.phase is Phase.WRITING:
+            self.phase, self.sink, self.request, self.response = Phase.LIVE, sink, None, None
 
+    def handler_returns(self) -> None:
+        """The handler is done: a stream it did not hand over ends now (its client went)."""
+        if self.phase is not Phase.LIVE:
+            self(EndReason.CLIENT_GONE)
 
-async def _goodbye(response: EventSourceResponse, reason: str) -> None:
-    """Best effort: say why the stream ends; a client that does not read gets nothing."""
-    try:
-        async with asyncio.timeout(1.0):
-            await response.write(encode_goodbye(reason))
-    except (TimeoutError, ConnectionError):
-        pass
+    def __call__(self, reason: EndReason) -> None:
+        plan = farewell(self.phase, reason)
+        if plan is None:
+            return
+        self.phase = Phase.ENDED
+        if self.expiry is not None:
+            self.expiry.cancel()
+        self.sub.close(reason)  # comes back here, and returns: the stream has ended
+        self.hub.unsubscribe(self.sub)
+        self.limits.release(self.client)
+        transport = self.transport
+        if transport is None:
+            return  # nothing of the stream was written: aiohttp answers and logs
+        sink = self.sink
+        if sink is None:  # still in the handler: its response writes nothing more, logs nothing
+            assert self.response is not None and self.request is not None
+            self.response.detach()
+            sink = DirectSink(transport, self.chunked, sent=self.request.writer.output_size)
+        say_goodbye(sink, plan)
+        if self.access_path is not None:
+            duration = time.monotonic() - self.started
+            stream_ended(self.client, "GET", self.access_path, sink.sent, duration)
 
 
 async def _replay(
-    request: web.Request, response: EventSourceResponse, sub: Subscriber, cursor: int, topics: list[str]
-) -> bool:
+    request: web.Request, response: HubFedResponse, done: StreamEnd, cursor: int, topics: list[str]
+) -> None:
     """Send what the client missed since ``cursor``, then let the held live events through.
 
-    The whole replay reads one REPEATABLE READ snapshot on one connection, so a prune
-    that runs meanwhile cannot delete rows out from under it (its pruned_through check
-    and the rows it sends agree). A client that stops reading for REPLAY_WRITE_TIMEOUT
-    is dropped, so it cannot hold a pool connection and an old snapshot for long.
+    The journal reads it (gateway.journal.Replay: one snapshot, so a prune cannot
+    delete rows out from under it). A client that stops reading for
+    REPLAY_WRITE_TIMEOUT is dropped, so it cannot hold a pool connection and an old
+    snapshot for long. A replay that fails ends the stream (REPLAY_FAILED).
     """
     metrics = request.app[METRICS]
     try:
         async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
-            await cur.execute(BEGIN_REPLAY)
-            await cur.execute(RESUME_POINT, {"cursor": cursor})
-            point = ResumePoint.from_row(await cur.fetchone())
-            snap = point.snapshot
-            verdict = resume_verdict(cursor, point)
-            if verdict.refetch is not None:
-                data = json.dumps({"reason": verdict.refetch, "cursor": cursor, "resume_from": point.newest})
-                await _replay_write(response, metrics, encode_message("refetch", data, event_id=point.newest))
+            replay = await Replay.begin(cur, cursor, topics)
+            if replay.refetch is not None:
+                refetch = replay.refetch
+                data = json.dumps({"reason": refetch.reason, "cursor": cursor, "resume_from": refetch.resume_from})
+                await _replay_write(response, metrics, encode_message("refetch", data, event_id=refetch.resume_from))
             else:
-                params = {"cursor": cursor, "tx_xmin": str(verdict.tx_xmin), "snap": snap.text, "topics": topics}
-                await _replay_query(cur, response, metrics, REPLAY_LATE, {**params, "after": 0})
-                await _replay_query(cur, response, metrics, REPLAY_AFTER, {**params, "after": cursor})
-            await cur.execute(END_READ)
+                async for page in replay.pages():
+                    await _replay_write(response, metrics, b"".join(encode_event(event) for event in page))
+            await replay.end()
     except (psycopg2.Error, TimeoutError) as exc:
         log.warning("replay from %d failed: %s", cursor, first_line(exc))
-        await _goodbye(response, "replay failed; reconnect to resume")
-        return False
-    sub.go_live(snap)
-    return True
+        done(EndReason.REPLAY_FAILED)
+        return
+    done.sub.go_live(replay.snapshot)
 
 
-async def _replay_write(response: EventSourceResponse, metrics: Metrics, data: bytes) -> None:
+async def _replay_write(response: HubFedResponse, metrics: Metrics, data: bytes) -> None:
     async with asyncio.timeout(REPLAY_WRITE_TIMEOUT):
         await response.write(data)
     metrics.replay_bytes += len(data)
-
-
-async def _replay_query(
-    cur: Any, response: EventSourceResponse, metrics: Metrics, query: str, params: dict[str, object]
-) -> None:
-    while True:
-        await cur.execute(query, params)
-        rows = await cur.fetchall()
-        if rows:
-            events = [event_from_row(row) for row in rows]
-            await _replay_write(response, metrics, b"".join(encode_event(event) for event in events))
-            params = {**params, "after": events[-1].id}
-        if len(rows) < PAGE_ROWS:
-            return
 
 
 def add_routes(app: web.Application) -> None:

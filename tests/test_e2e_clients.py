@@ -12,6 +12,8 @@ import jwt
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
+from gateway.ending import EndReason
+
 from .conftest import RunningGateway, start_gateway
 from .waiting import until
 
@@ -68,7 +70,7 @@ async def test_httpx_sse_yields_the_preamble_then_only_real_events(database: str
         assert titles == ["after three heartbeats", "after three more"]
         await beats.wait_for(3)
         if ending == "shutdown":
-            gw.hub.close_all("server shutting down")
+            gw.hub.close_all(EndReason.SHUTDOWN)
         async with asyncio.timeout(expires_in + 10):  # the goodbye, then the end of the stream
             rest = [sse async for sse in stream]
         assert rest == []

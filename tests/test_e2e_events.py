@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.ending import EndReason
 from gateway.limits import LIMITS
 from gateway.live import LiveStream
 
@@ -272,9 +273,9 @@ async def test_stream_the_server_ends_says_why_and_ends_the_chunked_body(gateway
             data += await reader.read(65536)
         while gateway.hub.statistics().subscribers < 1:
             await asyncio.sleep(0.01)
-        gateway.hub.close_all("maintenance")
+        gateway.hub.close_all(EndReason.SHUTDOWN)
         data += await reader.read()  # to the end: the server closes the connection
-    assert b"\r\n: closing: maintenance; reconnect with Last-Event-ID to resume\n\r\n" in data
+    assert b"\r\n: closing: server shutting down; reconnect with Last-Event-ID to resume\n\r\n" in data
     assert data.endswith(b"\r\n0\r\n\r\n")  # a complete chunked body, not a cut-off one
     assert b"transfer-encoding: chunked" in data.split(b"\r\n\r\n", 1)[0].lower()
     writer.close()

@@ -7,6 +7,7 @@ write buffer size, or -1 once the connection is closing).
 
 from __future__ import annotations
 
+from gateway.ending import EndReason
 from gateway.hub import CLIENT_GONE, SLOW_CONSUMER, Hub, Subscriber
 from gateway.journal import Event, Snapshot
 from gateway.sse import encode_event
@@ -33,13 +34,30 @@ class FakeSink:
 
 
 class AbortCounter:
-    """Stands in for ``transport.abort``."""
+    """Stands in for the stream's end (a subscription's ``on_end``): it hears why, once per
+    end, unsubscribes as the stream's end does, and counts the connections a slow consumer's
+    end cuts off (``calls``, what ``transport.abort`` would have been)."""
 
-    def __init__(self) -> None:
-        self.calls = 0
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.sub: Subscriber | None = None
+        self.reasons: list[EndReason] = []
 
-    def __call__(self) -> None:
-        self.calls += 1
+    @property
+    def calls(self) -> int:
+        return self.reasons.count(SLOW_CONSUMER)
+
+    def __call__(self, reason: EndReason) -> None:
+        self.reasons.append(reason)
+        assert self.sub is not None
+        self.hub.unsubscribe(self.sub)
+
+
+def owned(hub: Hub, topics: list[str], resuming: bool) -> tuple[Subscriber, AbortCounter]:
+    """A subscriber whose end is owned by an AbortCounter (as a stream's is by its StreamEnd)."""
+    end = AbortCounter(hub)
+    end.sub = hub.subscribe(topics, resuming=resuming, on_end=end)
+    return end.sub, end
 
 
 def todo(id_: int, pk: str = "1", tx: int = 1, op: str = "insert") -> Event:
@@ -56,9 +74,7 @@ def wire(*events: Event) -> bytes:
 
 def live(hub: Hub, topics: list[str], backlog: int = 0) -> tuple[Subscriber, FakeSink, AbortCounter]:
     """A fresh subscriber whose stream is live: subscribed, abort hooked, sink attached."""
-    sub = hub.subscribe(topics, resuming=False)
-    abort = AbortCounter()
-    sub.abort = abort
+    sub, abort = owned(hub, topics, resuming=False)
     sink = FakeSink(backlog)
     hub.attach(sub, sink)
     return sub, sink, abort
@@ -240,7 +256,7 @@ async def test_slow_consumer_is_closed_aborted_removed_and_counted() -> None:
 
     assert slow_sink.writes == [wire(*page)]  # it was written to, then its backlog was too big
     assert slow.closed_reason == SLOW_CONSUMER
-    assert slow.overflowed
+    assert slow.closed_reason is SLOW_CONSUMER
     assert slow_abort.calls == 1
     stats = hub.statistics()
     assert stats.slow_consumers_closed == 1
@@ -259,7 +275,7 @@ async def test_slow_consumer_is_closed_aborted_removed_and_counted() -> None:
         assert sink.writes == [wire(*page), wire(later)]
     assert multi_sink.writes == [wire(*page), wire(later)]
     assert hub.statistics().slow_consumers_closed == 1
-    assert not any(sub.overflowed for sub, _, _ in fast)
+    assert not any(sub.closed_reason is SLOW_CONSUMER for sub, _, _ in fast)
 
 
 async def test_backlog_exactly_at_bound_is_not_a_slow_consumer() -> None:
@@ -272,7 +288,7 @@ async def test_backlog_exactly_at_bound_is_not_a_slow_consumer() -> None:
         hub.publish([event])
 
     assert sub.closed_reason is None
-    assert not sub.overflowed
+    assert sub.closed_reason is not SLOW_CONSUMER
     assert abort.calls == 0
     assert sink.writes == [wire(e) for e in events]
     assert hub.statistics().slow_consumers_closed == 0
@@ -282,9 +298,7 @@ async def test_backlog_exactly_at_bound_is_not_a_slow_consumer() -> None:
 async def test_queue_over_bound_before_attach_is_a_slow_consumer() -> None:
     event_size = len(encode_event(published(1, "chat")))
     hub = Hub(buffer_bound=event_size * 2)
-    sub = hub.subscribe(["chat"], resuming=False)
-    abort = AbortCounter()
-    sub.abort = abort
+    sub, abort = owned(hub, ["chat"], resuming=False)
 
     hub.publish([published(1, "chat")])
     hub.publish([published(2, "chat")])  # exactly at the bound: still fine
@@ -294,7 +308,7 @@ async def test_queue_over_bound_before_attach_is_a_slow_consumer() -> None:
     hub.publish([published(3, "chat"), published(4, "chat")])
 
     assert sub.closed_reason == SLOW_CONSUMER
-    assert sub.overflowed
+    assert sub.closed_reason is SLOW_CONSUMER
     assert abort.calls == 1
     stats = hub.statistics()
     assert stats.slow_consumers_closed == 1
@@ -308,9 +322,7 @@ async def test_queue_over_bound_before_attach_is_a_slow_consumer() -> None:
 async def test_held_subscriber_whose_held_events_pass_the_bound_is_a_slow_consumer() -> None:
     event_size = len(encode_event(published(1, "chat")))
     hub = Hub(buffer_bound=event_size * 2)
-    held = hub.subscribe(["chat"], resuming=True)
-    abort = AbortCounter()
-    held.abort = abort
+    held, abort = owned(hub, ["chat"], resuming=True)
 
     hub.publish([published(1, "chat", tx=500)])
     hub.publish([published(2, "chat", tx=500)])  # exactly at the bound: still fine
@@ -320,7 +332,7 @@ async def test_held_subscriber_whose_held_events_pass_the_bound_is_a_slow_consum
     hub.publish([published(i, "chat", tx=500) for i in range(3, 6)])
 
     assert held.closed_reason == SLOW_CONSUMER
-    assert held.overflowed
+    assert held.closed_reason is SLOW_CONSUMER
     assert abort.calls == 1
     stats = hub.statistics()
     assert stats.slow_consumers_closed == 1
@@ -340,7 +352,7 @@ async def test_sink_reporting_a_closing_connection_closes_subscriber_as_client_g
     hub.publish([first])
 
     assert gone.closed_reason == CLIENT_GONE
-    assert not gone.overflowed
+    assert gone.closed_reason is not SLOW_CONSUMER
     stats = hub.statistics()
     assert stats.slow_consumers_closed == 0
     assert stats.subscribers == 1
@@ -357,7 +369,7 @@ async def test_sink_reporting_a_closing_connection_at_attach_closes_subscriber_a
     hub.attach(sub, FakeSink(backlog=-1))
 
     assert sub.closed_reason == CLIENT_GONE
-    assert not sub.overflowed
+    assert sub.closed_reason is not SLOW_CONSUMER
     stats = hub.statistics()
     assert (stats.subscribers, stats.topics, stats.slow_consumers_closed) == (0, 0, 0)
 
@@ -365,13 +377,13 @@ async def test_sink_reporting_a_closing_connection_at_attach_closes_subscriber_a
 async def test_subscriber_closed_by_its_handler_gets_no_more_writes_and_leaves_the_hub() -> None:
     hub = Hub(BIG)
     sub, sink, abort = live(hub, ["chat"])
-    sub.close("the token expired; reconnect with a new one")
+    sub.close(EndReason.TOKEN_EXPIRED)
 
     hub.publish([published(1, "chat")])
 
     assert sink.writes == []
-    assert sub.closed_reason == "the token expired; reconnect with a new one"
-    assert not sub.overflowed
+    assert sub.closed_reason == EndReason.TOKEN_EXPIRED
+    assert sub.closed_reason is not SLOW_CONSUMER
     assert abort.calls == 0
     stats = hub.statistics()
     assert (stats.subscribers, stats.slow_consumers_closed) == (0, 0)
@@ -380,15 +392,13 @@ async def test_subscriber_closed_by_its_handler_gets_no_more_writes_and_leaves_t
 async def test_held_subscriber_closed_for_another_reason_is_not_made_a_slow_consumer() -> None:
     event_size = len(encode_event(published(1, "chat")))
     hub = Hub(buffer_bound=event_size)
-    held = hub.subscribe(["chat"], resuming=True)
-    abort = AbortCounter()
-    held.abort = abort
-    held.close("the token expired; reconnect with a new one")  # e.g. the expiry timer, mid-replay
+    held, abort = owned(hub, ["chat"], resuming=True)
+    held.close(EndReason.TOKEN_EXPIRED)  # e.g. the expiry timer, mid-replay
 
     hub.publish([published(1, "chat", tx=500), published(2, "chat", tx=500)])
 
-    assert held.closed_reason == "the token expired; reconnect with a new one"
-    assert not held.overflowed
+    assert held.closed_reason == EndReason.TOKEN_EXPIRED
+    assert held.closed_reason is not SLOW_CONSUMER
     assert abort.calls == 0
     assert hub.statistics().slow_consumers_closed == 0
 
@@ -429,7 +439,7 @@ async def test_broadcast_closes_a_subscriber_whose_backlog_passes_the_bound() ->
     assert ok_sink.writes == [HEARTBEAT]
     assert full_sink.writes == [HEARTBEAT]
     assert full.closed_reason == SLOW_CONSUMER
-    assert full.overflowed
+    assert full.closed_reason is SLOW_CONSUMER
     assert abort.calls == 1
     stats = hub.statistics()
     assert (stats.subscribers, stats.slow_consumers_closed) == (1, 1)
@@ -552,33 +562,30 @@ async def test_fresh_subscriber_is_never_held_or_filtered() -> None:
 # Lifecycle
 
 
-def test_on_close_hears_the_first_reason_once() -> None:
+def test_on_end_hears_the_first_reason_once() -> None:
     hub = Hub(BIG)
-    sub = hub.subscribe(["chat"], resuming=False)
-    reasons: list[str] = []
-    sub.on_close = reasons.append
+    reasons: list[EndReason] = []
+    sub = hub.subscribe(["chat"], resuming=False, on_end=reasons.append)
 
-    sub.close("bye")
-    sub.close("a second reason is ignored")
+    sub.close(EndReason.TOKEN_EXPIRED)
+    sub.close(EndReason.SHUTDOWN)  # a second reason is ignored
 
-    assert reasons == ["bye"]
-    assert sub.closed_reason == "bye"
+    assert reasons == [EndReason.TOKEN_EXPIRED]
+    assert sub.closed_reason is EndReason.TOKEN_EXPIRED
 
 
 async def test_close_all_closes_every_subscriber_with_the_reason_and_empties_the_hub() -> None:
     hub = Hub(BIG)
-    first, first_sink, _ = live(hub, ["a"])
+    first, first_sink, first_end = live(hub, ["a"])
     held = hub.subscribe(["b"], resuming=True)
     third, third_sink, _ = live(hub, ["a", "c"])
-    reasons: list[str] = []
-    first.on_close = reasons.append
 
-    hub.close_all("server shutting down")
+    hub.close_all(EndReason.SHUTDOWN)
 
-    assert reasons == ["server shutting down"]
+    assert first_end.reasons == [EndReason.SHUTDOWN]
     for sub in (first, held, third):
-        assert sub.closed_reason == "server shutting down"
-        assert not sub.overflowed
+        assert sub.closed_reason is EndReason.SHUTDOWN
+        assert sub.closed_reason is not SLOW_CONSUMER
     stats = hub.statistics()
     assert (stats.subscribers, stats.topics) == (0, 0)
     assert stats.slow_consumers_closed == 0
@@ -615,5 +622,43 @@ async def test_page_larger_than_the_bound_reaches_a_live_client_that_keeps_up() 
     hub.publish([big])
 
     assert sink.writes == [wire(big)]
-    assert not sub.overflowed and abort.calls == 0
+    assert sub.closed_reason is not SLOW_CONSUMER and abort.calls == 0
     assert hub.statistics().subscribers == 1
+
+
+# The end's one owner
+
+
+async def test_a_closed_subscriber_stays_until_its_owner_unsubscribes_it_once() -> None:
+    """The hub tells the owner why and removes nothing itself: one unsubscribe, the owner's."""
+    hub = Hub(100)
+    reasons: list[EndReason] = []
+    slow = hub.subscribe(["chat"], resuming=False, on_end=reasons.append)
+    hub.attach(slow, FakeSink(backlog=101))
+
+    hub.publish([published(1, "chat")])
+
+    assert reasons == [SLOW_CONSUMER]
+    assert hub.statistics().subscribers == 1  # closed, but the owner has not unsubscribed it yet
+    hub.publish([published(2, "chat")])
+    assert reasons == [SLOW_CONSUMER]
+    hub.unsubscribe(slow)
+    hub.unsubscribe(slow)
+    stats = hub.statistics()
+    assert (stats.subscribers, stats.topics, stats.slow_consumers_closed) == (0, 0, 1)
+
+
+async def test_subscribers_not_yet_live_overflowing_in_one_page_are_closed_after_the_walk() -> None:
+    """Their owners unsubscribe them at once: never while the hub walks the topic's set."""
+    event_size = len(encode_event(published(1, "chat")))
+    hub = Hub(buffer_bound=event_size)
+    waiting = [owned(hub, ["chat"], resuming=False) for _ in range(3)]
+    _, sink, _ = live(hub, ["chat"])
+    page = [published(1, "chat"), published(2, "chat")]
+
+    hub.publish(page)
+
+    assert [end.reasons for _, end in waiting] == [[SLOW_CONSUMER]] * 3
+    assert sink.writes == [wire(*page)]
+    stats = hub.statistics()
+    assert (stats.subscribers, stats.slow_consumers_closed) == (1, 3)

@@ -1,8 +1,6 @@
-"""Journal data: snapshot visibility, event topics, and the JSON an event carries."""
+"""Journal data: snapshot visibility, event topics, rows read back, and resume verdicts."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
@@ -87,50 +85,6 @@ def test_truncate_event_without_pk_is_table_topic_only() -> None:
 
     assert event.topics == ("todos",)
     assert event.main_topic == "todos"
-
-
-# Event JSON
-
-
-def test_insert_data_json_has_row_and_no_old() -> None:
-    data = json.loads(row_event("insert", '{"id":42,"title":"milk"}').data_json())
-
-    assert data == {"id": 10, "topic": "todos/42", "table": "todos", "op": "insert", "row": {"id": 42, "title": "milk"}}
-    assert "old" not in data
-
-
-@pytest.mark.parametrize("op", ["update", "delete"])
-def test_update_and_delete_data_json_carry_old_row(op: str) -> None:
-    new = '{"id":42,"done":true}' if op == "update" else None
-    data = json.loads(row_event(op, new, old='{"id":42,"done":false}').data_json())
-
-    assert data["old"] == {"id": 42, "done": False}
-    assert data["row"] == (None if op == "delete" else {"id": 42, "done": True})
-    assert data["op"] == op
-
-
-def test_publish_data_json_has_null_table_and_no_old() -> None:
-    event = Event(id=3, tx=2, topic="alerts", table=None, op="publish", pk=None, row="[1, 2]", old="ignored")
-
-    data = json.loads(event.data_json())
-
-    assert data == {"id": 3, "topic": "alerts", "table": None, "op": "publish", "row": [1, 2]}
-
-
-def test_data_json_is_one_line_for_multiline_row_and_old() -> None:
-    event = row_event("update", '{\n  "id": 42,\n  "note": "a\\nb"\n}', old='{\r\n  "id": 42\r\n}')
-
-    text = event.data_json()
-
-    assert "\n" not in text and "\r" not in text
-    assert json.loads(text)["row"] == {"id": 42, "note": "a\nb"}
-    assert json.loads(text)["old"] == {"id": 42}
-
-
-def test_data_json_escapes_topic_with_quotes() -> None:
-    event = Event(id=1, tx=1, topic='weird"topic\\', table=None, op="publish", pk=None, row=None, old=None)
-
-    assert json.loads(event.data_json())["topic"] == 'weird"topic\\'
 
 
 # Rows from the database

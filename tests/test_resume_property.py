@@ -8,7 +8,7 @@ Prunes run with any row limit and batch size; rows are aged by moving created_at
 back, which is all the age limit reads. A client's history is any prefix of the
 delivery: up to a delivered event (its cursor is that id) or up to a read (its
 cursor is the hub's position then, the preamble of a fresh client). A resume runs
-the real SQL as gateway/stream.py's _replay does (RESUME_POINT, resume_verdict,
+the real SQL as gateway/journal.py's Replay does (RESUME_POINT, resume_verdict,
 REPLAY_LATE and REPLAY_AFTER in one REPEATABLE READ transaction).
 
 Properties: every resume is a refetch or replays every committed event the client
@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 from gateway.db import SQL_FILES, read_sql
 from gateway.journal import (
+    BEGIN_REPLAY,
     CURRENT_POSITION,
     END_READ,
     PAGE_ROWS,
@@ -40,7 +41,6 @@ from gateway.journal import (
     ResumePoint,
     resume_verdict,
 )
-from gateway.stream import BEGIN_REPLAY
 
 TOPIC = "t"
 WRITERS = 3
@@ -57,7 +57,7 @@ class Resumed:
 
 
 def resume(conn: psycopg2.extensions.connection, cursor: int) -> Resumed:
-    """What a resume from ``cursor`` sends, decided and read as stream._replay does."""
+    """What a resume from ``cursor`` sends, decided and read as journal.Replay does."""
     with conn.cursor() as cur:
         cur.execute(BEGIN_REPLAY)
         cur.execute(RESUME_POINT, {"cursor": cursor})

@@ -10,7 +10,15 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from httpx_sse._models import ServerSentEvent
 
 from gateway.journal import Event
-from gateway.sse import HEARTBEAT, encode_comment, encode_event, encode_goodbye, encode_message, encode_preamble
+from gateway.sse import (
+    HEARTBEAT,
+    encode_comment,
+    encode_event,
+    encode_goodbye,
+    encode_message,
+    encode_preamble,
+    event_data_json,
+)
 
 
 def parse(wire: bytes) -> list[ServerSentEvent]:
@@ -69,7 +77,7 @@ def test_encoded_event_parses_back_to_same_id_type_and_json() -> None:
 
     assert parsed.id == "5"
     assert parsed.event == "update"
-    assert strict_json(parsed.data) == strict_json(event.data_json())
+    assert strict_json(parsed.data) == strict_json(event_data_json(event))
     assert strict_json(parsed.data) == {
         "id": 5,
         "topic": "todos/1",
@@ -206,3 +214,51 @@ def test_encode_message_frames_gateway_event_like_journal_events() -> None:
         "refetch",
         {"reason": "cursor_expired", "cursor": 3, "resume_from": 90},
     )
+
+
+def row_event(op: str, row: str | None, old: str | None = None, pk: str | None = "42") -> Event:
+    return Event(id=10, tx=500, topic="todos", table="todos", op=op, pk=pk, row=row, old=old)
+
+
+# Event data JSON (moved here with the code from gateway/journal.py)
+
+
+def test_insert_data_json_has_row_and_no_old() -> None:
+    data = json.loads(event_data_json(row_event("insert", '{"id":42,"title":"milk"}')))
+
+    assert data == {"id": 10, "topic": "todos/42", "table": "todos", "op": "insert", "row": {"id": 42, "title": "milk"}}
+    assert "old" not in data
+
+
+@pytest.mark.parametrize("op", ["update", "delete"])
+def test_update_and_delete_data_json_carry_old_row(op: str) -> None:
+    new = '{"id":42,"done":true}' if op == "update" else None
+    data = json.loads(event_data_json(row_event(op, new, old='{"id":42,"done":false}')))
+
+    assert data["old"] == {"id": 42, "done": False}
+    assert data["row"] == (None if op == "delete" else {"id": 42, "done": True})
+    assert data["op"] == op
+
+
+def test_publish_data_json_has_null_table_and_no_old() -> None:
+    event = Event(id=3, tx=2, topic="alerts", table=None, op="publish", pk=None, row="[1, 2]", old="ignored")
+
+    data = json.loads(event_data_json(event))
+
+    assert data == {"id": 3, "topic": "alerts", "table": None, "op": "publish", "row": [1, 2]}
+
+
+def test_data_json_is_one_line_for_multiline_row_and_old() -> None:
+    event = row_event("update", '{\n  "id": 42,\n  "note": "a\\nb"\n}', old='{\r\n  "id": 42\r\n}')
+
+    text = event_data_json(event)
+
+    assert "\n" not in text and "\r" not in text
+    assert json.loads(text)["row"] == {"id": 42, "note": "a\nb"}
+    assert json.loads(text)["old"] == {"id": 42}
+
+
+def test_data_json_escapes_topic_with_quotes() -> None:
+    event = Event(id=1, tx=1, topic='weird"topic\\', table=None, op="publish", pk=None, row=None, old=None)
+
+    assert json.loads(event_data_json(event))["topic"] == 'weird"topic\\'
