@@ -141,6 +141,7 @@ class Listener:
         self._started = asyncio.Event()
         self._down = False  # a drop was logged and no recovery yet
         self._stopping = False
+        self._task: asyncio.Task[None] | None = None  # start()'s, running run()
         self._conn: aiopg.Connection | None = None
         self._pid = 0  # the session's backend, as verified when it connected
         self.failure: UnstableSession | None = None  # why it stopped for good
@@ -163,8 +164,14 @@ class Listener:
         assert self.failure is not None
         return self.failure
 
-    async def stop(self, task: asyncio.Task[None], within: float) -> None:
-        """End ``task`` (running run()) for good, within ``within`` seconds.
+    def start(self) -> None:
+        """Run the listener in a task of its own, until stop()."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="gateway-listener")
+
+    async def stop(self, task: asyncio.Task[None] | None = None, within: float = 5.0) -> None:
+        """End the task running run() for good, within ``within`` seconds: start()'s,
+        or ``task`` for a caller that runs run() in a task of its own.
 
         Cancelling once is not enough on Python 3.11: asyncio.wait_for (used inside
         aiopg) can swallow a cancel that lands as its inner future completes. So the
@@ -172,6 +179,9 @@ class Listener:
         the cancel is repeated until the task is done or the time is up.
         """
         self._stopping = True
+        task = task or self._task
+        if task is None:
+            return
         deadline = asyncio.get_running_loop().time() + within
         while not task.done() and asyncio.get_running_loop().time() < deadline:
             if self._conn is not None:
@@ -220,7 +230,7 @@ class Listener:
                     await cur.execute(CURRENT_POSITION)
                     snap_text, position = await cur.fetchone()
                     self._snapshot = Snapshot.parse(snap_text)
-                    self._hub.position = int(position)
+                    self._hub.start_at(int(position))
                     self._started.set()
                 else:
                     await self._read(cur)

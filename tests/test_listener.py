@@ -57,6 +57,24 @@ async def test_read_broken_off_mid_page_is_finished_without_duplicates(database:
     assert listener.reconnects == 1
 
 
+async def test_listener_starts_and_ends_its_own_task(database: str) -> None:
+    pool = await create_pool(database, 2)
+    await apply_schema(pool, ("todos",), demo=False)
+    pool.close()
+    await pool.wait_closed()
+    await run_sql(database, "INSERT INTO todos (title) VALUES ('before the start')")
+    [(newest,)] = await run_sql(database, "SELECT max(id) FROM gateway.journal")
+    hub = Hub(1 << 20)
+    listener = Listener(database, hub, check_interval=0.2)
+    listener.start()
+    await listener.wait_started()
+    assert hub.position == newest  # where the listener starts, set through the hub
+    [task] = [t for t in asyncio.all_tasks() if t.get_name() == "gateway-listener"]
+    await listener.stop(within=5)
+    assert task.done()
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "gateway-listener"]
+
+
 # The wake protocol (listener.py's theory of operation): writers notify only while a
 # listener sleeps, and no listener sleeps while a writer that skipped NOTIFY is in flight.
 # A long listener_check makes a missed wake-up show as a timeout, not as a slow pass.
