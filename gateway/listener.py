@@ -52,16 +52,14 @@ import psycopg2
 from .db import describe_connect_error, first_line
 from .hub import Hub
 from .journal import CURRENT_POSITION, Snapshot, begin_read, end_read, newly_visible
+from .locks import WAKE_LOCK as WAKE_LOCK  # named here too: tests take it from the listener
 from .session import BACKEND_PID, UnstableSession, release_old_session, verify_session
-from .wake import BUSY_POLL_MAX as BUSY_POLL_MAX  # named here too: tests take it from the listener
+from .wake import BUSY_POLL_MAX as BUSY_POLL_MAX  # likewise
 from .wake import Action, Event, Mode, WakeProtocol
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "gateway_journal"
-
-# The wake lock (triggers.sql, notify_statements, uses the same number).
-WAKE_LOCK = 1735549286
 
 # Try to go to sleep: "held" (ours now), "busy" (writers in flight that skipped
 # NOTIFY: keep polling) or "other" (another listener's: writers notify meanwhile),

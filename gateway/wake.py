@@ -3,7 +3,7 @@
 Theory of operation. NOTIFY serialises the commits of the transactions that send
 it, so writers notify only while a listener sleeps; while changes keep coming the
 listener polls the journal instead (triggers.sql, notify_statements). The wake lock
-(advisory lock ``WAKE_LOCK``) says which: a writer that can take it shared
+(:data:`gateway.locks.WAKE_LOCK`) says which: a writer that can take it shared
 skips NOTIFY and holds it until commit. A listener is in one of three modes
 (:class:`Mode`):
 
