@@ -3,19 +3,27 @@
 * The advisory lock ids are named in gateway/locks.py; the SQL files write the
   numbers. Every lock call in SQL and Python must use a named id, and the SQL must
   yield to the lock Python takes under that name.
+* The topic syntax is a regex in gateway/stream.py and a bracket expression in
+  gateway.publish() (triggers.sql): both must accept and refuse the same topics.
+* A table's topic and its primary key are SQL functions of triggers.sql that the
+  capture trigger and gateway/catalog.py both use; the tests prove a table's URL name
+  and key are what its journal rows carry.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import aiopg
+import psycopg2
 import pytest
 
 from gateway import locks
+from gateway.catalog import load_table
 from gateway.db import apply_schema, create_pool, read_sql
 
-from .conftest import ROOT, run_sql
+from .conftest import ROOT, run_sql, start_gateway
 from .waiting import notifications_before_marker
 
 NAMED_LOCKS = {name: value for name, value in vars(locks).items() if name.endswith("_LOCK")}
@@ -69,3 +77,73 @@ async def test_sql_yields_to_the_locks_python_names(database: str) -> None:
             assert await run_sql(database, "SELECT gateway.prune(interval '0', 0)") == [(0,)]
             await cur.execute("SELECT pg_advisory_unlock(%s)", (locks.PRUNE_LOCK,))
             assert await run_sql(database, "SELECT gateway.prune(interval '0', 0)") == [(2,)]
+
+
+# Each is tried as a stream's topic (GET /events) and as gateway.publish()'s: a few
+# plain ones, the length limit, and every character either rule could refuse (every
+# control, separator and format character, and all Python calls space), alone and
+# inside a topic. NUL is left out: no Postgres text holds it.
+_SUSPECTS = [
+    chr(c)
+    for c in range(1, 0x30000)
+    if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zs", "Zl", "Zp") or chr(c).isspace()
+]
+TOPICS = ["todos", "todos/42", "é/中文/🙂", "*", "a" * 200, "a" * 201, "", *_SUSPECTS, *(f"x{c}y" for c in _SUSPECTS)]
+# stream.py takes C1 controls but publish() refuses them (as it always did in a
+# Unicode locale): a stream may name a topic nothing can publish to, which is harmless;
+# stream.py's rule should refuse them too, and then this exception goes.
+C1_BUT_NEL = {chr(c) for c in range(0x80, 0xA0)} - {"\x85"}
+
+
+async def test_stream_and_publish_agree_on_what_a_topic_is(database: str) -> None:
+    only_stream, only_publish = set(), set()
+    async with start_gateway(database) as gw:
+        for topic in TOPICS:
+            async with gw.http.get(gw.url + "/events", params={"topic": topic}) as resp:
+                assert resp.status in (200, 400), (topic, resp.status)
+                stream_takes = resp.status == 200
+            try:
+                await gw.sql("SELECT gateway.publish(%s)", (topic,))
+                publish_takes = True
+            except psycopg2.Error as exc:
+                assert exc.pgcode == "22023", (topic, exc)
+                publish_takes = False
+            if stream_takes and not publish_takes:
+                only_stream.add(topic)
+            elif publish_takes and not stream_takes:
+                only_publish.add(topic)
+    assert only_publish == set(), "topics publish() takes that no stream can name"
+    assert only_stream == C1_BUT_NEL | {f"x{c}y" for c in C1_BUT_NEL}
+
+
+@pytest.mark.parametrize(
+    ("create", "name", "topic", "key"),
+    [
+        ("CREATE TABLE todos2 (id int PRIMARY KEY, t text)", "todos2", "todos2", ("id",)),
+        ("CREATE TABLE audit.events (a int, b text, c int, PRIMARY KEY (c, a))", "audit.events", "audit.events",
+         ("c", "a")),
+        ('CREATE TABLE "Mixed" ("Key" int PRIMARY KEY, t text)', '"Mixed"', "Mixed", ("Key",)),
+        ('CREATE TABLE audit."dot.ted" (k int, "k 2" int, PRIMARY KEY ("k 2", k))', 'audit."dot.ted"',
+         "audit.dot.ted", ("k 2", "k")),
+    ],
+)  # fmt: skip
+async def test_a_tables_url_name_and_key_are_its_journal_topic_and_pk(
+    database: str, create: str, name: str, topic: str, key: tuple[str, ...]
+) -> None:
+    await run_sql(database, "CREATE SCHEMA audit")
+    await run_sql(database, create)
+    pool = await create_pool(database, 2)
+    try:
+        await apply_schema(pool, (name,), demo=False)
+        async with pool.acquire() as conn, conn.cursor() as cur:
+            table = await load_table(cur, name)
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    values = {column: index + 1 for index, column in enumerate(table.columns) if column not in ("t", "b")}
+    columns = ", ".join(f'"{column}"' for column in values)
+    await run_sql(database, f"INSERT INTO {name} ({columns}) VALUES ({', '.join(map(str, values.values()))})")
+    [(journal_topic, pk)] = await run_sql(database, "SELECT topic, pk FROM gateway.journal")
+    assert (table.name, table.primary_key) == (topic, key)
+    assert journal_topic == table.name
+    assert pk == ",".join(str(values[column]) for column in table.primary_key)
