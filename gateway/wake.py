@@ -130,7 +130,7 @@ class WakeProtocol:
             beyond = self.empty_polls - SETTLE_POLLS
             if beyond < 0:
                 return self.busy_poll
-            return max(self.busy_poll, min(self.busy_poll * 2 ** min(beyond + 1, 16), BUSY_POLL_MAX))
+            return max(self.busy_poll, min(self.busy_poll * float(2 ** min(beyond + 1, 16)), BUSY_POLL_MAX))
         if self.mode is Mode.RELYING:
             return min(self.check_interval, RELIANT_CHECK)
         return self.check_interval
