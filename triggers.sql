@@ -12,12 +12,24 @@
 -- (see notify_statements below). The listener reads the rows from the journal, so a
 -- row's size never meets NOTIFY's 8000-byte limit.
 
--- The topic of a table: its name, schema-qualified unless it lives in "public".
+-- The topic of a table: its name, schema-qualified unless it lives in "public". Also
+-- the table's name in /api and /events URLs (gateway/catalog.py asks this function).
 CREATE OR REPLACE FUNCTION gateway.table_topic(tbl regclass) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.oid = tbl
+$$;
+
+-- A table's primary-key columns in key order (NULL without one): the journal's pk
+-- (gateway.watch) and the REST handlers' key (gateway/catalog.py) both come from here.
+CREATE OR REPLACE FUNCTION gateway.primary_key(tbl regclass) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT array_agg(a.attname::text ORDER BY k.ord)
+      FROM pg_index i
+      CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = tbl AND i.indisprimary
 $$;
 
 -- Wake the listeners at commit, but only when one is asleep.
@@ -93,12 +105,7 @@ DECLARE
     key_sql text;  -- the primary key as text, for t of either transition table
     body    text;
 BEGIN
-    SELECT array_agg(a.attname::text ORDER BY k.ord)
-      INTO pk_cols
-      FROM pg_index i
-      CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-     WHERE i.indrelid = tbl AND i.indisprimary;
+    pk_cols := gateway.primary_key(tbl);
     IF pk_cols IS NULL THEN
         RAISE EXCEPTION 'table % has no primary key', tbl
             USING HINT = 'gateway.watch() needs a primary key to name row topics and pair old and new rows',
@@ -164,7 +171,12 @@ LANGUAGE plpgsql AS $$
 DECLARE
     new_id bigint;
 BEGIN
-    IF topic IS NULL OR topic !~ '^[^[:space:][:cntrl:]]{1,200}$' THEN
+    -- The characters gateway/stream.py refuses in a topic (Python's \s, C0 controls,
+    -- DEL) and the C1 controls, spelled out: [:space:] and [:cntrl:] follow the
+    -- database's locale (in C.UTF-8 no-break spaces are neither; in C no character
+    -- past ASCII is either). tests/test_shared_facts.py proves the two rules agree.
+    IF topic IS NULL
+       OR topic !~ '^[^\u0001-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{1,200}$' THEN
         RAISE EXCEPTION 'invalid topic %', quote_nullable(topic)
             USING HINT = 'a topic is 1 to 200 characters without spaces or control characters',
                   ERRCODE = '22023';

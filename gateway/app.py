@@ -61,13 +61,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _listener(app: web.Application) -> AsyncIterator[None]:
     listener = app[LISTENER]
-    task = asyncio.create_task(listener.run(), name="gateway-listener")
+    listener.start()
     try:
         async with asyncio.timeout(LISTENER_START_TIMEOUT):
             await listener.wait_started()
         yield
     finally:
-        await listener.stop(task, within=POOL_CLOSE_TIMEOUT)
+        await listener.stop(within=POOL_CLOSE_TIMEOUT)
         log.debug("listener stopped")
 
 

@@ -46,17 +46,12 @@ SELECT a.attname,
  ORDER BY a.attnum
 """
 
-_PRIMARY_KEY = """
-SELECT a.attname
-  FROM pg_index i
-  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
- WHERE i.indrelid = %(table)s::regclass AND i.indisprimary
- ORDER BY k.ord
-"""
-
+# Its names, its topic and its key, as the capture trigger has them: triggers.sql
+# defines the topic and the key once (gateway.table_topic, gateway.primary_key), for
+# the journal and for the URLs and /api/<table>/<pk> alike.
 _NAMES = """
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT n.nspname, c.relname, gateway.table_topic(c.oid), gateway.primary_key(c.oid)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = %(table)s::regclass
 """
 
@@ -117,9 +112,10 @@ class Table:
 
 
 async def load_table(cur: Any, name: str) -> Table:
-    """Read one table's columns and primary key (``cur``: an aiopg cursor). ``name`` must exist."""
+    """Read one table's columns and primary key (``cur``: an aiopg cursor). ``name`` must
+    exist, and the gateway's schema must be applied (it asks triggers.sql's functions)."""
     await cur.execute(_NAMES, {"table": name})
-    schema, relname = await cur.fetchone()
+    schema, relname, topic, primary_key = await cur.fetchone()
     await cur.execute(_COLUMNS, {"table": name})
     columns = {}
     for row in await cur.fetchall():
@@ -138,12 +134,9 @@ async def load_table(cur: Any, name: str) -> Table:
             has_default=has_default,
             generated=generated,
         )
-    await cur.execute(_PRIMARY_KEY, {"table": name})
-    primary_key = tuple(row[0] for row in await cur.fetchall())
-    url_name = relname if schema == "public" else f"{schema}.{relname}"
     return Table(
-        name=url_name,
+        name=topic,
         ident=Identifier(schema, relname),
         columns=columns,
-        primary_key=primary_key,
+        primary_key=tuple(primary_key or ()),
     )

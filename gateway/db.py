@@ -19,12 +19,12 @@ import aiopg
 import psycopg2
 from psycopg2 import sql
 
+from .locks import APPLY_LOCK
+
 log = logging.getLogger(__name__)
 
 SQL_FILES = ("schema.sql", "triggers.sql")
 
-# Serialises schema changes between gateways that start at the same time.
-_APPLY_LOCK_KEY = 0x6761_7465  # "gate"
 
 # The demo table of the live todo page, made only in demo mode (GATEWAY_DEMO with
 # todos exposed): a gateway pointed at an application's database creates nothing
@@ -207,9 +207,7 @@ async def apply_schema(pool: aiopg.Pool, watch: tuple[str, ...], demo: bool) -> 
 @contextlib.asynccontextmanager
 async def _step(cur: Any) -> AsyncIterator[None]:
     """One transaction of apply_schema, under the lock that makes gateways take turns."""
-    await cur.execute(
-        "BEGIN; SELECT pg_advisory_xact_lock(%s); SET LOCAL client_min_messages = warning", (_APPLY_LOCK_KEY,)
-    )
+    await cur.execute("BEGIN; SELECT pg_advisory_xact_lock(%s); SET LOCAL client_min_messages = warning", (APPLY_LOCK,))
     try:
         yield
     except BaseException:

@@ -201,11 +201,22 @@ class Hub:
         self._by_topic: dict[str, set[Subscriber]] = {}
         self._subscribers: set[Subscriber] = set()
         self._skipping: set[Subscriber] = set()
-        self.position = 0  # highest event id the listener has seen
+        self._position = 0  # highest event id the listener has seen
         self._events_in = 0
         self._deliveries = 0
         self._bytes_out = 0
         self._slow_closed = 0
+
+    @property
+    def position(self) -> int:
+        """The highest event id the listener has handed the hub (or started at): where a
+        new subscriber's stream starts. Only the hub moves it, and never backwards."""
+        return self._position
+
+    def start_at(self, position: int) -> None:
+        """The listener starts reading after ``position`` (the journal's newest id when it
+        first connected): subscribers from now on start there."""
+        self._position = max(self._position, position)
 
     def subscribe(
         self, topics: Iterable[str], resuming: bool, on_end: Callable[[EndReason], None] | None = None
@@ -264,7 +275,7 @@ class Hub:
                         matched.append((event, wire))
                     pages.setdefault(topic, []).append(wire)
         if events:
-            self.position = max(self.position, events[-1].id)
+            self._position = max(self._position, events[-1].id)
         self._events_in += len(events)
         if not matched:
             return

@@ -6,23 +6,14 @@ notification, a burst folded into one wake-up, or a connection that was down for
 a minute all end the same way: the next read returns exactly what the hub has not
 seen, in id order, nothing twice.
 
-Theory of operation: asleep or polling. NOTIFY serialises the commits of the
-transactions that send it, so writers notify only when a listener is asleep; while
-changes keep coming the listener polls instead (triggers.sql, notify_statements). The
-wake lock (advisory lock WAKE_LOCK) says which: a writer that can take it shared
-skips NOTIFY and holds it until commit. The listener
-
-* polls every ``busy_poll`` seconds while reads find events (it holds no lock, so
-  writers skip NOTIFY);
-* after SETTLE_POLLS empty polls tries to take the lock exclusively. That succeeds
-  only once no skipping writer is in flight, so the read that follows sees all
-  their rows; from then on every writer notifies, and the listener sleeps;
-* if writers hold it, keeps polling, less and less often (up to BUSY_POLL_MAX)
-  while nothing commits: a writer can sit in a long or prepared transaction;
-* if another listener (another gateway process) holds it, sleeps all the same:
-  writers notify while it is held, and a holder that lets go sends a "wake"
-  notification first thing, which wakes every listener;
-* on a notification, lets go of the lock (with the "wake" notification) and polls.
+Theory of operation: asleep or polling. Writers notify only while a listener sleeps
+holding the wake lock; while changes keep coming the listener polls the journal
+instead, and it goes back to sleep only once no writer that skipped NOTIFY is in
+flight. That protocol (polling, backing off, holding the lock, relying on another
+gateway's lock, settling) is :mod:`gateway.wake`, a state machine without I/O. This
+module is its driver: :meth:`Listener._follow` does each action the machine asks for
+(wait for a notification, check the backend, let go of the lock, read, try to take
+the lock) on the LISTEN connection and reports how it ended.
 
 A wake-up that never comes costs latency, never an event: every sleeping listener
 still reads after ``check_interval`` (a sleeper that relies on another listener's
@@ -61,25 +52,19 @@ import psycopg2
 from .db import describe_connect_error, first_line
 from .hub import Hub
 from .journal import CURRENT_POSITION, Snapshot, begin_read, end_read, newly_visible
-from .session import UnstableSession, release_old_session, verify_session
+from .locks import WAKE_LOCK as WAKE_LOCK  # named here too: tests take it from the listener
+from .session import BACKEND_PID, UnstableSession, release_old_session, verify_session
+from .wake import BUSY_POLL_MAX as BUSY_POLL_MAX  # likewise
+from .wake import Action, Event, Mode, WakeProtocol
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "gateway_journal"
 
-# The wake lock (triggers.sql, notify_statements, uses the same number).
-WAKE_LOCK = 1735549286
-# Empty polls in a row before the listener tries to go to sleep.
-SETTLE_POLLS = 10
-# Longest a listener sleeps on another listener's wake lock between reads.
-RELIANT_CHECK = 1.0
-# Longest wait between polls while a writer that skipped NOTIFY stays in flight
-# without anything committing (the busy poll interval doubles up to this).
-BUSY_POLL_MAX = 0.25
-
 # Try to go to sleep: "held" (ours now), "busy" (writers in flight that skipped
-# NOTIFY: keep polling) or "other" (another listener's: writers notify meanwhile).
-# "moved": this transaction is not on the session's backend (pid): take nothing.
+# NOTIFY: keep polling) or "other" (another listener's: writers notify meanwhile),
+# the values of gateway.wake.Event. "moved": this transaction is not on the session's
+# backend (pid): take nothing.
 TRY_SLEEP = f"""
 SELECT CASE WHEN pg_backend_pid() <> %(pid)s THEN 'moved'
             WHEN pg_try_advisory_lock({WAKE_LOCK}) THEN 'held'
@@ -89,8 +74,6 @@ SELECT CASE WHEN pg_backend_pid() <> %(pid)s THEN 'moved'
 WAKE_UP = f"""
 SELECT CASE WHEN pg_backend_pid() <> %(pid)s THEN 'moved' ELSE pg_advisory_unlock({WAKE_LOCK})::text END,
        pg_backend_pid(), pg_notify('{CHANNEL}', 'wake')"""
-
-POLLING, HOLDING, RELYING = "polling", "holding", "relying"
 
 # libpq options for the LISTEN connection: named in pg_stat_activity, and TCP
 # keepalives on both ends so a dead peer is noticed within ~30 s (Unix sockets
@@ -125,15 +108,7 @@ class Listener:
     ) -> None:
         self._dsn = dsn
         self._hub = hub
-        # Read the journal after this much silence: a health check, and the delivery
-        # path for writers that set gateway.notify = off.
-        self._check_interval = min(check_interval, poll_interval) if poll_interval > 0 else check_interval
-        # Poll this often while changes keep coming. 0: never poll, stay asleep holding
-        # the wake lock, so every writer notifies (lowest latency, lowest concurrency).
-        self._stay_asleep = busy_poll <= 0
-        self._busy_poll = RELIANT_CHECK / 10 if self._stay_asleep else busy_poll
-        self.mode = POLLING
-        self._empty_polls = 0  # reads in a row that found nothing
+        self._wake = WakeProtocol(check_interval, poll_interval, busy_poll)
         self._query_timeout = query_timeout
         self._snapshot: Snapshot | None = None
         self.connected = False
@@ -141,6 +116,7 @@ class Listener:
         self._started = asyncio.Event()
         self._down = False  # a drop was logged and no recovery yet
         self._stopping = False
+        self._task: asyncio.Task[None] | None = None  # start()'s, running run()
         self._conn: aiopg.Connection | None = None
         self._pid = 0  # the session's backend, as verified when it connected
         self.failure: UnstableSession | None = None  # why it stopped for good
@@ -149,6 +125,15 @@ class Listener:
         # id it handed the hub. The next read finishes exactly that slice first, so a
         # dropped connection never makes live subscribers see an event twice.
         self._unfinished: tuple[Snapshot, int] | None = None
+
+    @property
+    def mode(self) -> Mode:
+        """Polling, or asleep holding the wake lock, or asleep relying on another's."""
+        return self._wake.mode
+
+    def _wait_time(self) -> float:
+        """How long the listener waits for a notification next (tests watch the back-off)."""
+        return self._wake.wait_time
 
     async def wait_started(self) -> None:
         """Wait until the first connection has set the hub's position; raises the
@@ -163,8 +148,14 @@ class Listener:
         assert self.failure is not None
         return self.failure
 
-    async def stop(self, task: asyncio.Task[None], within: float) -> None:
-        """End ``task`` (running run()) for good, within ``within`` seconds.
+    def start(self) -> None:
+        """Run the listener in a task of its own, until stop()."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="gateway-listener")
+
+    async def stop(self, task: asyncio.Task[None] | None = None, within: float = 5.0) -> None:
+        """End the task running run() for good, within ``within`` seconds: start()'s,
+        or ``task`` for a caller that runs run() in a task of its own.
 
         Cancelling once is not enough on Python 3.11: asyncio.wait_for (used inside
         aiopg) can swallow a cancel that lands as its inner future completes. So the
@@ -172,6 +163,9 @@ class Listener:
         the cancel is repeated until the task is done or the time is up.
         """
         self._stopping = True
+        task = task or self._task
+        if task is None:
+            return
         deadline = asyncio.get_running_loop().time() + within
         while not task.done() and asyncio.get_running_loop().time() < deadline:
             if self._conn is not None:
@@ -220,7 +214,7 @@ class Listener:
                     await cur.execute(CURRENT_POSITION)
                     snap_text, position = await cur.fetchone()
                     self._snapshot = Snapshot.parse(snap_text)
-                    self._hub.position = int(position)
+                    self._hub.start_at(int(position))
                     self._started.set()
                 else:
                     await self._read(cur)
@@ -228,68 +222,44 @@ class Listener:
                     log.info("listener connected and caught up (position %d)", self._hub.position)
                     self._down = False
                 self.connected = True
-                self.mode = POLLING  # a new session holds no lock
                 await self._follow(cur, conn.notifies)
         finally:
             self._conn = None
             conn.close()
 
     async def _follow(self, cur: Any, notifies: asyncio.Queue[Any]) -> None:
-        """Read the journal on every notification, and poll while changes keep coming."""
-        self._empty_polls = 0
+        """Drive the wake protocol (gateway.wake): do each action it asks for, say how it ended."""
+        wake = self._wake
+        action = wake.connected()  # a new session holds no lock: it polls
         while not self._stopping:
-            notified = await _wait(notifies, self._wait_time())
-            if not notified and self.mode == HOLDING:
+            if action is Action.WAIT:
+                notified = await _wait(notifies, wake.wait_time)
+                if notified:
+                    while not notifies.empty():  # one read answers them all
+                        notifies.get_nowait()
+                action = wake.handle(Event.NOTIFIED if notified else Event.QUIET)
+            elif action is Action.CHECK_BACKEND:
                 await self._check_backend(cur)
-            if notified:
-                while not notifies.empty():
-                    notifies.get_nowait()
-                if not self._stay_asleep:
-                    if self.mode == HOLDING:
-                        await cur.execute(WAKE_UP, {"pid": self._pid})
-                        outcome, backend, _ = await cur.fetchone()
-                        if outcome == "moved":
-                            await self._moved(cur, backend)
-                    self.mode = POLLING
-                self._empty_polls = 0
-            if await self._read(cur):
-                self._empty_polls = 0
-            else:
-                self._empty_polls += 1
-            settled = self._empty_polls >= SETTLE_POLLS or self._stay_asleep
-            # A listener relying on another's lock tries to take it on every wake-up
-            # when it never polls (the holder has just let go), else on its timer.
-            relying_retry = self.mode == RELYING and (self._stay_asleep or not notified)
-            if (self.mode == POLLING and settled) or relying_retry:
-                await self._try_sleep(cur)
-
-    def _wait_time(self) -> float:
-        if self.mode == POLLING:
-            # Settled but a writer holds the lock shared (a long or idle-in-transaction
-            # writer, a prepared transaction): poll ever less often, up to BUSY_POLL_MAX.
-            beyond = self._empty_polls - SETTLE_POLLS
-            if beyond < 0:
-                return self._busy_poll
-            return max(self._busy_poll, min(self._busy_poll * 2 ** min(beyond + 1, 16), BUSY_POLL_MAX))
-        if self.mode == RELYING:
-            return min(self._check_interval, RELIANT_CHECK)
-        return self._check_interval
-
-    async def _try_sleep(self, cur: Any) -> None:
-        """Go to sleep if no writer that skipped NOTIFY is still in flight (see the module doc)."""
-        await cur.execute(TRY_SLEEP, {"pid": self._pid})
-        outcome, backend = await cur.fetchone()
-        if outcome == "moved":
-            await self._moved(cur, backend)
-        if outcome == "busy":
-            self.mode = POLLING
-            return
-        self.mode = HOLDING if outcome == "held" else RELYING
-        await self._read(cur)  # what the writers that skipped NOTIFY committed before
+                action = wake.handle(Event.CHECKED)
+            elif action is Action.LET_GO:
+                await cur.execute(WAKE_UP, {"pid": self._pid})
+                outcome, backend, _ = await cur.fetchone()
+                if outcome == "moved":
+                    await self._moved(cur, backend)
+                action = wake.handle(Event.LET_GO)
+            elif action is Action.READ:
+                found = await self._read(cur)
+                action = wake.handle(Event.FOUND if found else Event.EMPTY)
+            else:  # Action.TRY_SLEEP: go to sleep if no writer that skipped NOTIFY is in flight
+                await cur.execute(TRY_SLEEP, {"pid": self._pid})
+                outcome, backend = await cur.fetchone()
+                if outcome == "moved":
+                    await self._moved(cur, backend)
+                action = wake.handle(Event(outcome))
 
     async def _check_backend(self, cur: Any) -> None:
         """A quiet check while holding the lock: is this still the session's backend?"""
-        await cur.execute("SELECT pg_backend_pid()")
+        await cur.execute(BACKEND_PID)
         (backend,) = await cur.fetchone()
         if backend != self._pid:
             await self._moved(cur, backend)

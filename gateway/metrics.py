@@ -14,6 +14,7 @@ import psycopg2
 from aiohttp import web
 
 from .state import HUB, LISTENER, POOL
+from .wake import Mode
 
 # Upper bounds (seconds) of the request latency histogram buckets.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -112,7 +113,7 @@ async def metrics(request: web.Request) -> web.Response:
             "gateway_listener_polling",
             "gauge",
             "1 while the listener polls the journal (writers skip NOTIFY), 0 while it sleeps.",
-            int(listener.mode == "polling"),
+            int(listener.mode is Mode.POLLING),
         ),
         ("gateway_journal_position", "gauge", "Highest journal id the listener delivered.", stats.position),
         (

@@ -158,6 +158,22 @@ async def test_position_tracks_highest_event_id_and_new_subscriber_starts_there(
     assert hub.subscribe(["x"], resuming=False).start_position == 12
 
 
+async def test_position_is_moved_only_by_the_hub_starting_where_the_listener_starts() -> None:
+    hub = Hub(BIG)
+    hub.start_at(40)  # the journal's newest id when the listener first connected
+    assert hub.position == 40
+    assert hub.subscribe(["x"], resuming=False).start_position == 40
+    hub.publish([published(12, "x")])
+    assert hub.position == 40
+    hub.publish([published(41, "x")])
+    assert hub.position == 41
+    try:
+        hub.position = 7  # type: ignore[misc]
+    except AttributeError:
+        pass
+    assert hub.position == 41
+
+
 # Coalescing
 
 

@@ -11,7 +11,7 @@ from gateway.hub import Hub
 from gateway.journal import PAGE_ROWS, Event
 from gateway.listener import BUSY_POLL_MAX, WAKE_LOCK, Listener
 
-from .conftest import run_sql, start_gateway
+from .conftest import RunningGateway, run_sql, start_gateway
 from .test_e2e_delivery import titles
 from .waiting import notifications_before_marker, until
 
@@ -55,6 +55,24 @@ async def test_read_broken_off_mid_page_is_finished_without_duplicates(database:
     # page 1: every row once, in order (re-reading from the old snapshot would repeat page 1).
     assert hub.ids == journal
     assert listener.reconnects == 1
+
+
+async def test_listener_starts_and_ends_its_own_task(database: str) -> None:
+    pool = await create_pool(database, 2)
+    await apply_schema(pool, ("todos",), demo=False)
+    pool.close()
+    await pool.wait_closed()
+    await run_sql(database, "INSERT INTO todos (title) VALUES ('before the start')")
+    [(newest,)] = await run_sql(database, "SELECT max(id) FROM gateway.journal")
+    hub = Hub(1 << 20)
+    listener = Listener(database, hub, check_interval=0.2)
+    listener.start()
+    await listener.wait_started()
+    assert hub.position == newest  # where the listener starts, set through the hub
+    [task] = [t for t in asyncio.all_tasks() if t.get_name() == "gateway-listener"]
+    await listener.stop(within=5)
+    assert task.done()
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "gateway-listener"]
 
 
 # The wake protocol (listener.py's theory of operation): writers notify only while a
@@ -108,6 +126,32 @@ async def test_listener_does_not_sleep_while_a_quiet_writer_is_in_flight(databas
             assert titles([await client.next(timeout=3)]) == ["late"]
             assert len(await _writer_notifications(spy, database)) == 1  # 'wakes it' only
         await gw.listener_asleep()
+        await client.close()
+
+
+async def test_polling_gauge_follows_the_listener_mode(database: str) -> None:
+    async def polling_gauge(gw: RunningGateway) -> str:
+        async with gw.http.get(gw.url + "/metrics") as resp:
+            lines = (await resp.text()).splitlines()
+        [value] = [line.split()[1] for line in lines if line.startswith("gateway_listener_polling ")]
+        return value
+
+    async with start_gateway(database, listener_check=60.0, busy_poll_interval=0.1) as gw:
+        client = await gw.subscribe("todos")
+        await gw.listener_asleep()
+        assert await polling_gauge(gw) == "0"
+        async with aiopg.connect(database) as conn, conn.cursor() as cur:
+            await cur.execute("BEGIN")
+            await cur.execute("INSERT INTO todos (title) VALUES ('first')")  # nobody polls: it notifies
+            await cur.execute("COMMIT")
+            assert titles([await client.next()]) == ["first"]
+            await cur.execute("BEGIN")
+            await cur.execute("INSERT INTO todos (title) VALUES ('in flight')")  # keeps it polling
+            await until(lambda: gw.listener._wait_time() == BUSY_POLL_MAX, what="polling at BUSY_POLL_MAX")
+            assert await polling_gauge(gw) == "1"
+            await cur.execute("COMMIT")
+        await gw.listener_asleep()
+        assert await polling_gauge(gw) == "0"
         await client.close()
 
 
