@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import aiopg
 import psycopg2
@@ -85,7 +85,18 @@ _SERVER_KEEPALIVES = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval 
 # How long a listener whose session moved tries to release its old backend.
 RELEASE_WITHIN = 5.0
 
-_CONNECT_OPTIONS = {
+
+class Notifications(Protocol):
+    """What the listener uses of aiopg's ``conn.notifies`` (a ClosableQueue, not an asyncio.Queue)."""
+
+    def empty(self) -> bool: ...
+
+    def get_nowait(self) -> Any: ...
+
+    async def get(self) -> Any: ...
+
+
+_CONNECT_OPTIONS: dict[str, Any] = {
     "application_name": "pg-sse-gateway listener",
     "keepalives": 1,
     "keepalives_idle": 10,
@@ -227,7 +238,7 @@ class Listener:
             self._conn = None
             conn.close()
 
-    async def _follow(self, cur: Any, notifies: asyncio.Queue[Any]) -> None:
+    async def _follow(self, cur: Any, notifies: Notifications) -> None:
         """Drive the wake protocol (gateway.wake): do each action it asks for, say how it ended."""
         wake = self._wake
         action = wake.connected()  # a new session holds no lock: it polls
@@ -310,7 +321,7 @@ class Listener:
         return delivered
 
 
-async def _wait(notifies: asyncio.Queue[Any], seconds: float) -> bool:
+async def _wait(notifies: Notifications, seconds: float) -> bool:
     """Wait up to ``seconds`` for a notification; whether one came."""
     if not notifies.empty():
         return True
