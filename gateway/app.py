@@ -18,20 +18,20 @@ from aiohttp import web
 from . import health, metrics, rest, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .aiohttp_adapter import LINGER, GatewayRunner
-from .auth import AUTHENTICATOR, Authenticator, authenticate
+from .auth import Authenticator, authenticate
 from .catalog import load_table
 from .config import Settings
-from .cors import CORS, CorsPolicy, add_cors_headers, preflight
+from .cors import CorsPolicy, add_cors_headers, preflight
 from .db import apply_schema, create_pool
 from .ending import EndReason
 from .errors import json_errors
 from .hub import Hub
-from .limits import LIMITS, StreamLimits
+from .limits import StreamLimits
 from .listener import Listener
-from .metrics import METRICS, Metrics, observe_response, start_timer
+from .metrics import Metrics, observe_response, start_timer
 from .retention import prune_forever
 from .sse import HEARTBEAT
-from .state import DSN, HUB, LISTENER, POOL, SETTINGS, TABLES
+from .state import AUTHENTICATOR, CORS, DSN, HUB, LIMITS, LISTENER, METRICS, POOL, SETTINGS, TABLES
 
 LISTENER_START_TIMEOUT = 15.0
 POOL_CLOSE_TIMEOUT = 5.0

@@ -32,6 +32,7 @@ from aiohttp import web
 from .codes import Code
 from .config import ConfigError
 from .errors import ApiError
+from .state import AUTHENTICATOR, GRANT
 
 TOKEN_NAME = "access_token"
 _PROTECTED_PREFIXES = ("/events", "/api/", "/api")
@@ -192,18 +193,14 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(Code.UNAUTHORIZED, message, headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'})
 
 
-AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator", Authenticator)
-GRANT_KEY: web.RequestKey[Grant] = web.RequestKey("grant", Grant)
-
-
 def authenticate(request: web.Request) -> None:
     """Guard: attach the request's Grant (or refuse it) before /events and /api handlers run."""
     if request.method != "OPTIONS" and request.path.startswith(_PROTECTED_PREFIXES):
         grant = request.app[AUTHENTICATOR].grant(request)
         if grant is not EVERYTHING:  # grant_of's default: no request state dict (it lives as long as a stream)
-            request[GRANT_KEY] = grant
+            request[GRANT] = grant
 
 
 def grant_of(request: web.Request) -> Grant:
-    grant: Grant = request.get(GRANT_KEY, EVERYTHING)
+    grant: Grant = request.get(GRANT, EVERYTHING)
     return grant

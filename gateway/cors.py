@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .codes import Code
 from .errors import error_response
+from .state import CORS
 
 _PATHS = ("/events", "/api")
 _ALLOW_HEADERS = "Authorization, Content-Type, Last-Event-ID, Cache-Control"
@@ -38,9 +39,6 @@ class CorsPolicy:
             headers["Access-Control-Allow-Credentials"] = "true"
         headers["Access-Control-Expose-Headers"] = "Location"
         return headers
-
-
-CORS: web.AppKey[CorsPolicy] = web.AppKey("cors", CorsPolicy)
 
 
 def preflight(request: web.Request) -> web.StreamResponse | None:

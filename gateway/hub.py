@@ -323,6 +323,11 @@ class Hub:
         for sub in list(self._subscribers):
             sub.close(reason)
 
+    def count_sent(self, nbytes: int) -> None:
+        """Bytes a stream wrote itself before going live (its replay): ``bytes_out`` counts
+        every event byte sent, live or replayed, in this one place."""
+        self._bytes_out += nbytes
+
     def statistics(self) -> HubStatistics:
         return HubStatistics(
             subscribers=len(self._subscribers),

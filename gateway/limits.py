@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from aiohttp import web
-
 from .codes import Code
 from .errors import ApiError
 
@@ -44,6 +42,3 @@ class StreamLimits:
         self._by_client[client] -= 1
         if not self._by_client[client]:
             del self._by_client[client]
-
-
-LIMITS: web.AppKey[StreamLimits] = web.AppKey("limits", StreamLimits)

@@ -13,7 +13,7 @@ from bisect import bisect_left
 import psycopg2
 from aiohttp import web
 
-from .state import HUB, LISTENER, POOL
+from .state import HUB, LISTENER, METRICS, POOL, STARTED
 from .wake import Mode
 
 # Upper bounds (seconds) of the request latency histogram buckets.
@@ -24,7 +24,6 @@ class Metrics:
     """Counters owned by the HTTP side: one instance per app."""
 
     def __init__(self) -> None:
-        self.replay_bytes = 0  # live bytes are counted by the hub
         # (method, route, status) -> [bucket counts..., +Inf count], sum
         self._latency: dict[tuple[str, str, int], tuple[list[int], list[float]]] = {}
 
@@ -49,11 +48,6 @@ class Metrics:
             lines.append(f"gateway_http_request_duration_seconds_sum{{{labels}}} {total[0]:.6f}")
             lines.append(f"gateway_http_request_duration_seconds_count{{{labels}}} {cumulative}")
         return lines
-
-
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
-
-STARTED: web.RequestKey[float] = web.RequestKey("started", float)
 
 
 def start_timer(request: web.Request) -> None:
@@ -99,7 +93,7 @@ async def metrics(request: web.Request) -> web.Response:
             "gateway_bytes_out_total",
             "counter",
             "Bytes written to SSE streams.",
-            stats.bytes_out + request.app[METRICS].replay_bytes,
+            stats.bytes_out,
         ),
         (
             "gateway_slow_consumers_closed_total",

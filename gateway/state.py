@@ -1,18 +1,41 @@
-"""Typed keys for what hangs off the aiohttp application (no module globals)."""
+"""Typed keys for what hangs off the aiohttp application and its requests: all of them, here.
+
+No module globals: every shared object lives on the app under one of these keys. The
+types are imported for the type checker only, so any module may import its keys from
+here without an import cycle (aiohttp uses a key's type only in its repr).
+"""
 
 from __future__ import annotations
 
-import aiopg
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
-from .catalog import Table
-from .config import Settings
-from .hub import Hub
-from .listener import Listener
+if TYPE_CHECKING:
+    import aiopg
 
-SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+    from .auth import Authenticator, Grant
+    from .catalog import Table
+    from .config import Settings
+    from .cors import CorsPolicy
+    from .hub import Hub
+    from .limits import StreamLimits
+    from .listener import Listener
+    from .metrics import Metrics
+
+# The application's.
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DSN: web.AppKey[str] = web.AppKey("dsn", str)
-POOL: web.AppKey[aiopg.Pool] = web.AppKey("pool", aiopg.Pool)
+POOL: web.AppKey[aiopg.Pool] = web.AppKey("pool")
 TABLES: web.AppKey[dict[str, Table]] = web.AppKey("tables", dict)
-HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
-LISTENER: web.AppKey[Listener] = web.AppKey("listener", Listener)
+HUB: web.AppKey[Hub] = web.AppKey("hub")
+LISTENER: web.AppKey[Listener] = web.AppKey("listener")
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+CORS: web.AppKey[CorsPolicy] = web.AppKey("cors")
+LIMITS: web.AppKey[StreamLimits] = web.AppKey("limits")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+
+# A request's (set only when needed: the first key stored creates a dict that lives as
+# long as the request, and a stream's request lives for hours).
+GRANT: web.RequestKey[Grant] = web.RequestKey("grant")
+STARTED: web.RequestKey[float] = web.RequestKey("started", float)

@@ -33,13 +33,12 @@ from .codes import Code
 from .db import first_line
 from .ending import EndReason, Phase, farewell
 from .errors import ApiError, error_response_for
-from .hub import Subscriber
+from .hub import Hub, Subscriber
 from .journal import Replay
-from .limits import LIMITS, StreamLimits
+from .limits import StreamLimits
 from .live import DirectSink, hand_over, say_goodbye
-from .metrics import METRICS, Metrics
 from .sse import encode_event, encode_message, encode_preamble
-from .state import HUB, POOL, SETTINGS
+from .state import HUB, LIMITS, POOL, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -232,17 +231,17 @@ async def _replay(
     REPLAY_WRITE_TIMEOUT is dropped, so it cannot hold a pool connection and an old
     snapshot for long. A replay that fails ends the stream (REPLAY_FAILED).
     """
-    metrics = request.app[METRICS]
+    hub = request.app[HUB]
     try:
         async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
             replay = await Replay.begin(cur, cursor, topics)
             if replay.refetch is not None:
                 refetch = replay.refetch
                 data = json.dumps({"reason": refetch.reason, "cursor": cursor, "resume_from": refetch.resume_from})
-                await _replay_write(response, metrics, encode_message("refetch", data, event_id=refetch.resume_from))
+                await _replay_write(response, hub, encode_message("refetch", data, event_id=refetch.resume_from))
             else:
                 async for page in replay.pages():
-                    await _replay_write(response, metrics, b"".join(encode_event(event) for event in page))
+                    await _replay_write(response, hub, b"".join(encode_event(event) for event in page))
             await replay.end()
     except (psycopg2.Error, TimeoutError) as exc:
         log.warning("replay from %d failed: %s", cursor, first_line(exc))
@@ -251,10 +250,10 @@ async def _replay(
     done.sub.go_live(replay.snapshot)
 
 
-async def _replay_write(response: HubFedResponse, metrics: Metrics, data: bytes) -> None:
+async def _replay_write(response: HubFedResponse, hub: Hub, data: bytes) -> None:
     async with asyncio.timeout(REPLAY_WRITE_TIMEOUT):
         await response.write(data)
-    metrics.replay_bytes += len(data)
+    hub.count_sent(len(data))
 
 
 def add_routes(app: web.Application) -> None:

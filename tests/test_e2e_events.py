@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.ending import EndReason
-from gateway.limits import LIMITS
 from gateway.live import LiveStream
+from gateway.state import LIMITS
 
 from .conftest import RunningGateway, start_gateway
 from .sse_client import SSEClient

@@ -18,7 +18,7 @@ import jwt
 import pytest
 
 from gateway.ending import EndReason, Phase
-from gateway.limits import LIMITS
+from gateway.state import LIMITS
 from gateway.stream import StreamEnd
 
 from .conftest import RunningGateway, start_gateway

@@ -678,3 +678,12 @@ async def test_subscribers_not_yet_live_overflowing_in_one_page_are_closed_after
     assert sink.writes == [wire(*page)]
     stats = hub.statistics()
     assert (stats.subscribers, stats.slow_consumers_closed) == (1, 3)
+
+
+def test_bytes_out_counts_replayed_and_live_bytes_in_one_counter() -> None:
+    """A stream's replay is written by the stream, its live pages by the hub: one total."""
+    hub = Hub(buffer_bound=1 << 20)
+    hub.count_sent(123)  # what a resuming stream replayed itself
+    assert hub.statistics().bytes_out == 123
+    hub.broadcast(HEARTBEAT)  # nobody subscribed: nothing more went out
+    assert hub.statistics().bytes_out == 123
