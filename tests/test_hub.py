@@ -617,3 +617,42 @@ async def test_page_larger_than_the_bound_reaches_a_live_client_that_keeps_up() 
     assert sink.writes == [wire(big)]
     assert not sub.overflowed and abort.calls == 0
     assert hub.statistics().subscribers == 1
+
+
+async def test_statistics_add_up_over_pages_attaches_and_slow_consumers() -> None:
+    """Counters count from the start, not the last page: /metrics serves them as counters."""
+    hub = Hub(100)
+    early = hub.subscribe(["todos"], resuming=False)
+    early.abort = AbortCounter()
+    hub.publish([todo(1)])  # queued: not written yet
+    sink = FakeSink()
+    hub.attach(early, sink)  # written at attach
+    _, other, _ = live(hub, ["todos", "chat"])
+    hub.publish([todo(2), todo(3, pk="3")])
+    hub.publish([published(4, "chat")])
+    for _ in range(2):  # two slow consumers, one page after the other
+        _, _, abort = live(hub, ["slow"], backlog=101)
+        hub.publish([published(5, "slow")])
+        assert abort.calls == 1
+
+    stats = hub.statistics()
+    assert stats.events_in == 6 and stats.deliveries == 1 + 2 * 2 + 1 + 2
+    assert stats.slow_consumers_closed == 2
+    written = len(sink.received) + len(other.received) + 2 * len(wire(published(5, "slow")))
+    assert stats.bytes_out == written
+
+
+async def test_bytes_for_a_closing_connection_are_not_counted_as_sent() -> None:
+    hub = Hub(BIG)
+    live(hub, ["chat"], backlog=-1)
+    hub.publish([published(1, "chat")])
+    assert hub.statistics().bytes_out == 0
+
+
+async def test_a_closed_subscriber_holds_no_bytes() -> None:
+    hub = Hub(BIG)
+    held = hub.subscribe(["todos"], resuming=True)
+    hub.publish([todo(1)])
+    assert held.buffered_bytes == len(wire(todo(1)))
+    held.close("the token expired")
+    assert held.buffered_bytes == 0 and not held.is_held
