@@ -55,3 +55,12 @@ def test_a_released_slot_admits_the_next_stream_and_a_refusal_takes_none() -> No
     limits.admit("a")  # everything came back, the per-address counts too
     limits.admit("b")
     assert refusal(limits, "c").status == 503
+
+
+def test_release_gives_back_one_slot_of_that_client() -> None:
+    limits = StreamLimits(per_process=10, per_client=2)
+    limits.admit("a")
+    limits.admit("a")
+    limits.release("a")
+    limits.admit("a")  # one came back...
+    assert refusal(limits, "a").status == 429  # ...and only one

@@ -114,9 +114,7 @@ async def test_listener_does_not_sleep_while_a_quiet_writer_is_in_flight(databas
 async def test_listener_sleeping_on_another_gateways_lock_is_woken(database: str) -> None:
     async with start_gateway(database, listener_check=60.0) as one, start_gateway(database, listener_check=60.0) as two:
         a, b = await one.subscribe("todos"), await two.subscribe("todos")
-        async with asyncio.timeout(5):
-            while {one.listener.mode, two.listener.mode} != {"holding", "relying"}:
-                await asyncio.sleep(0.01)
+        await until(lambda: {one.listener.mode, two.listener.mode} == {"holding", "relying"}, what="both asleep")
         for round_ in range(3):
             await run_sql(database, f"INSERT INTO todos (title) VALUES ('r{round_}')")
             for client in (a, b):
@@ -164,9 +162,7 @@ async def test_listener_that_never_polls_takes_the_lock_when_its_holder_lets_go(
         await polling.listener_asleep()
         async with start_gateway(database, listener_check=60.0, busy_poll_interval=0) as sleepy:
             client = await sleepy.subscribe("todos")
-            async with asyncio.timeout(5):
-                while sleepy.listener.mode != "relying":
-                    await asyncio.sleep(0.01)
+            await until(lambda: sleepy.listener.mode == "relying", what="it sleeps on the other's lock")
             # The first commit wakes both; the polling gateway lets go of the lock, and
             # the one that never polls must take it over at once, so that the second
             # commit (which finds the lock free or held by it) still reaches it promptly.
