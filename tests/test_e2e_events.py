@@ -117,10 +117,7 @@ async def test_disconnected_client_leaves_the_hub(gateway: RunningGateway) -> No
     client = await gateway.subscribe("todos", "todos/1")
     assert gateway.hub.statistics().subscribers == 1
     await client.close()
-    for _ in range(50):
-        if gateway.hub.statistics().subscribers == 0:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: gateway.hub.statistics().subscribers == 0, what="the closed stream left the hub")
     stats = gateway.hub.statistics()
     assert stats.subscribers == 0 and stats.topics == 0
 
