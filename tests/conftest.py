@@ -3,7 +3,6 @@ and a real gateway on a real TCP port in the test's event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -112,16 +111,16 @@ class RunningGateway:
 
     async def listener_asleep(self, timeout: float = 5.0) -> None:
         """Wait until the listener sleeps holding the wake lock (writers notify it)."""
-        async with asyncio.timeout(timeout):
-            while self.listener.mode != "holding":
-                await asyncio.sleep(0.01)
+        from .waiting import until  # waiting imports this module
+
+        await until(lambda: self.listener.mode == "holding", timeout, "the listener sleeps holding the wake lock")
 
     async def caught_up(self, timeout: float = 5.0) -> None:
         """Wait until the listener has delivered every committed journal row."""
         (newest,) = (await self.sql("SELECT coalesce(max(id), 0) FROM gateway.journal"))[0]
-        async with asyncio.timeout(timeout):
-            while self.hub.position < newest:  # type: ignore[operator]
-                await asyncio.sleep(0.01)
+        from .waiting import until
+
+        await until(lambda: self.hub.position >= newest, timeout, f"the listener delivered up to id {newest}")
 
 
 async def run_sql(dsn: str, query: str, params: object = None) -> list[tuple[object, ...]]:

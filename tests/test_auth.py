@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import AsyncIterator
 
+import aiohttp
+import jwt
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from gateway.auth import LATEST_EXPIRY, Grant, _grant_from
-from gateway.errors import ApiError
+from gateway.auth import (
+    AUTHENTICATOR,
+    EVERYTHING,
+    LATEST_EXPIRY,
+    Authenticator,
+    Grant,
+    _grant_from,
+    authenticate,
+    grant_of,
+)
+from gateway.config import ConfigError
+from gateway.errors import ApiError, json_errors
 
 
 @pytest.mark.parametrize(
@@ -63,3 +79,136 @@ def test_exp_that_is_not_a_json_number_is_refused(exp: object) -> None:
 def test_huge_exp_is_capped_to_a_usable_time() -> None:
     assert _grant_from({"exp": 10**400}).expires_at == LATEST_EXPIRY
     assert _grant_from({"exp": 1767225600.5}).expires_at == 1767225600.5
+
+
+@pytest.mark.parametrize(
+    ("pattern", "topic", "granted"),
+    [
+        ("*b*b", "ab", False),  # the middle b may not be the last piece's b
+        ("*b*b", "abb", True),
+        ("a*bc*c", "abcc", True),
+        ("a*bc*c", "abc", False),
+        ("todos", "todos/a/b", True),  # a text key may hold "/": still a row of todos
+    ],
+)
+def test_pieces_of_a_grant_do_not_overlap_and_a_table_grants_every_row(pattern: str, topic: str, granted: bool) -> None:
+    assert Grant(topics=(pattern,), write=False).may_read(topic) is granted
+
+
+def test_write_grant_is_all_none_or_the_tables_listed() -> None:
+    assert Grant((), write=True).may_write("todos") and not Grant((), write=False).may_write("todos")
+    listed = Grant((), write=frozenset({"todos"}))
+    assert listed.may_write("todos") and not listed.may_write("notes")
+
+
+def test_require_read_and_write_refuse_with_a_403_naming_what_was_asked() -> None:
+    grant = Grant(("chat/*",), write=frozenset({"todos"}))
+    grant.require_read("chat/1")
+    grant.require_write("todos")
+    with pytest.raises(ApiError) as read:
+        grant.require_read("todos")
+    with pytest.raises(ApiError) as write:
+        grant.require_write("notes")
+    assert read.value.status == write.value.status == 403
+    assert "topic 'todos'" in read.value.message and "writes to 'notes'" in write.value.message
+
+
+def test_claims_become_a_grant() -> None:
+    grant = _grant_from({"exp": 2000000000, "sub": "user-1", "topics": ["todos", "chat/*"], "write": ["todos"]})
+    assert grant == Grant(("todos", "chat/*"), frozenset({"todos"}), "user-1", 2000000000.0)
+    assert _grant_from({"exp": 2000000000}) == Grant((), False, None, 2000000000.0)  # reads and writes nothing
+    assert _grant_from({"exp": 2000000000, "write": True}).write is True
+
+
+@pytest.mark.parametrize(
+    ("claims", "named"),
+    [
+        ({"topics": "todos"}, "'topics'"),
+        ({"topics": ["todos", 1]}, "'topics'"),
+        ({"write": "yes"}, "'write'"),
+        ({"write": ["todos", 1]}, "'write'"),
+        ({"write": 1}, "'write'"),
+    ],
+)
+def test_a_claim_of_the_wrong_shape_is_a_401_naming_it(claims: dict[str, object], named: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        _grant_from({"exp": 2000000000, **claims})
+    assert caught.value.status == 401 and named in caught.value.message
+    assert caught.value.headers == {"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'}
+
+
+def test_a_key_that_cannot_verify_tokens_stops_the_gateway_at_start() -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        Authenticator(secret="s" * 32, public_key="pem")
+    with pytest.raises(ConfigError, match="GATEWAY_JWT_PUBLIC_KEY is not an RSA public key"):
+        Authenticator(public_key="not a pem")
+    assert not Authenticator().enabled and Authenticator(secret="s" * 32).enabled
+
+
+# The Authenticator over real HTTP: where the token comes from, and what a bad one gets.
+
+SECRET = "a-secret-long-enough-for-hs256-tokens"
+
+
+async def _whoami(request: web.Request) -> web.Response:
+    grant = grant_of(request)
+    return web.json_response({"sub": grant.subject, "everything": grant is EVERYTHING})
+
+
+@pytest.fixture
+async def secured() -> AsyncIterator[str]:
+    app = web.Application(middlewares=[json_errors(guards=(authenticate,))])
+    app[AUTHENTICATOR] = Authenticator(secret=SECRET)
+    app.router.add_get("/api/todos", _whoami)
+    app.router.add_route("OPTIONS", "/api/todos", _whoami)
+    app.router.add_get("/healthz", _whoami)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url(""))
+    await server.close()
+
+
+def _token(**claims: object) -> str:
+    return jwt.encode({"exp": time.time() + 60, "sub": "user-1", **claims}, SECRET, algorithm="HS256")
+
+
+async def _ask(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, object], dict[str, str]]:
+    async with aiohttp.ClientSession() as http, http.request(method, url, headers=headers) as resp:
+        return resp.status, await resp.json(), dict(resp.headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/api/todos", {"Authorization": "Bearer " + _token()}),
+        ("/api/todos", {"Authorization": "bearer  " + _token() + " "}),  # the scheme is case-blind
+        ("/api/todos?access_token=" + _token(), {}),
+        ("/api/todos", {"Cookie": "access_token=" + _token()}),
+        ("/api/todos?access_token=" + _token(), {"Authorization": "Basic dXNlcjpwdw=="}),  # not a bearer
+    ],
+)
+async def test_a_token_is_taken_from_the_header_the_query_or_the_cookie(
+    secured: str, path: str, headers: dict[str, str]
+) -> None:
+    status, body, _ = await _ask(secured + path, **headers)
+    assert (status, body) == (200, {"sub": "user-1", "everything": False})
+
+
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ({}, "a token is required"),
+        ({"Authorization": "Bearer "}, "a token is required"),
+        ({"Authorization": "Bearer not.a.jwt"}, "the token is not valid"),
+        ({"Authorization": "Bearer " + _token(exp=time.time() - 10)}, "the token has expired"),
+    ],
+)
+async def test_no_token_or_a_bad_one_is_a_401_that_says_which(secured: str, headers: dict[str, str], says: str) -> None:
+    status, body, response_headers = await _ask(secured + "/api/todos", **headers)
+    assert status == 401 and says in body["error"]["message"]  # type: ignore[index]
+    assert response_headers["WWW-Authenticate"] == 'Bearer realm="pg-sse-gateway"'
+
+
+async def test_paths_outside_events_and_api_and_preflights_need_no_token(secured: str) -> None:
+    assert (await _ask(secured + "/healthz"))[:2] == (200, {"sub": None, "everything": True})
+    assert (await _ask(secured + "/api/todos", "OPTIONS"))[0] == 200

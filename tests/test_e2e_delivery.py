@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 import aiopg
 
@@ -206,9 +207,7 @@ async def test_readyz_is_503_while_listener_is_down_and_it_catches_up_after(gate
     await run_sql(admin, f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
     try:
         assert await _kill_listener(gateway, via=admin) == 1
-        async with asyncio.timeout(5):
-            while gateway.listener.connected:
-                await asyncio.sleep(0.02)
+        await until(lambda: not gateway.listener.connected, timeout=5, what="the listener noticed")
         async with gateway.http.get(gateway.url + "/readyz") as resp:
             assert resp.status == 503
             assert (await resp.json())["listener"] is False
@@ -227,12 +226,17 @@ async def test_readyz_is_503_while_listener_is_down_and_it_catches_up_after(gate
     await client.close()
 
 
+def _journal_at_most(gw: RunningGateway, rows: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return (await gw.sql("SELECT count(*) FROM gateway.journal"))[0][0] <= rows  # type: ignore[operator]
+
+    return check
+
+
 async def test_gateway_prunes_journal_to_its_retention(database: str) -> None:
     async with start_gateway(database, journal_max_rows=5, prune_interval=0.1) as gw:
         await gw.sql("INSERT INTO todos (title) SELECT 't' || i FROM generate_series(1, 50) i")
-        async with asyncio.timeout(10):
-            while (await gw.sql("SELECT count(*) FROM gateway.journal"))[0][0] > 5:
-                await asyncio.sleep(0.05)
+        await until(_journal_at_most(gw, 5), what="the journal pruned to 5 rows")
         (kept, pruned_through) = (
             await gw.sql("SELECT count(*), (SELECT pruned_through FROM gateway.retention) FROM gateway.journal")
         )[0]

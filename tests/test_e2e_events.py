@@ -118,10 +118,7 @@ async def test_disconnected_client_leaves_the_hub(gateway: RunningGateway) -> No
     client = await gateway.subscribe("todos", "todos/1")
     assert gateway.hub.statistics().subscribers == 1
     await client.close()
-    for _ in range(50):
-        if gateway.hub.statistics().subscribers == 0:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: gateway.hub.statistics().subscribers == 0, what="the closed stream left the hub")
     stats = gateway.hub.statistics()
     assert stats.subscribers == 0 and stats.topics == 0
 
@@ -212,9 +209,7 @@ async def test_stream_limits_per_process_and_per_client(database: str) -> None:
         async with third_host.get(gw.url + "/events?topic=todos") as resp:
             assert resp.status == 503 and (await resp.json())["error"]["code"] == "too_many_subscribers"
         await first[0].close()
-        async with asyncio.timeout(5):
-            while gw.hub.statistics().subscribers > 2:
-                await asyncio.sleep(0.02)
+        await until(lambda: gw.hub.statistics().subscribers == 2, timeout=5, what="the closed stream left")
         again = await gw.subscribe("todos")  # a closed stream frees its slot
         for client in (first[1], other, again):
             await client.close()
@@ -256,9 +251,7 @@ async def test_live_stream_is_handed_over_and_aiohttp_keeps_nothing_of_it(
     for client in clients:
         assert (await client.next()).json["row"]["title"] == "still served"
     await clients[0].close()
-    async with asyncio.timeout(5):
-        while gateway.hub.statistics().subscribers > 2:
-            await asyncio.sleep(0.02)
+    await until(lambda: gateway.hub.statistics().subscribers == 2, timeout=5, what="the closed stream left")
     for client in clients[1:]:
         await client.close()
 
@@ -271,8 +264,7 @@ async def test_stream_the_server_ends_says_why_and_ends_the_chunked_body(gateway
     async with asyncio.timeout(5):
         while b"retry: " not in data:
             data += await reader.read(65536)
-        while gateway.hub.statistics().subscribers < 1:
-            await asyncio.sleep(0.01)
+        await until(lambda: gateway.hub.statistics().subscribers == 1, what="the stream subscribed")
         gateway.hub.close_all(EndReason.SHUTDOWN)
         data += await reader.read()  # to the end: the server closes the connection
     assert b"\r\n: closing: server shutting down; reconnect with Last-Event-ID to resume\n\r\n" in data
@@ -280,9 +272,7 @@ async def test_stream_the_server_ends_says_why_and_ends_the_chunked_body(gateway
     assert b"transfer-encoding: chunked" in data.split(b"\r\n\r\n", 1)[0].lower()
     writer.close()
     limits = gateway.app[LIMITS]
-    async with asyncio.timeout(5):
-        while limits._open:  # the stream's slot comes back once, when its connection is gone
-            await asyncio.sleep(0.01)
+    await until(lambda: not limits._open, timeout=5, what="the stream's slot came back")  # once, when it is gone
     assert limits._open == 0 and not limits._by_client
 
 
@@ -323,6 +313,4 @@ async def test_head_gets_headers_only_never_stream_bytes(gateway: RunningGateway
     else:
         assert status_line.startswith("HTTP/1.1 200"), status_line
         assert headers["content-type"].startswith("application/json")
-    async with asyncio.timeout(5):
-        while gateway.hub.statistics().subscribers:  # a refused HEAD leaves no subscriber behind
-            await asyncio.sleep(0.01)
+    await until(lambda: not gateway.hub.statistics().subscribers, timeout=5, what="a refused HEAD left no subscriber")

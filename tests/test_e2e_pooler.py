@@ -17,6 +17,7 @@ from gateway.listener import WAKE_LOCK
 
 from .conftest import run_sql, start_gateway
 from .pgbouncer import BINARY, MISSING, hold_servers, pgbouncer
+from .waiting import until
 
 pytestmark = pytest.mark.skipif(BINARY is None, reason=MISSING)
 
@@ -177,9 +178,8 @@ async def test_a_session_that_turns_unstable_stops_the_listener_and_releases_its
                             break
                 else:
                     raise AssertionError("PgBouncer never gave another client the listener's server")
-                async with asyncio.timeout(10):  # the listener's next check lands elsewhere
-                    while gw.listener.connected:
-                        await asyncio.sleep(0.01)
+                # the listener's next check lands elsewhere
+                await until(lambda: not gw.listener.connected, timeout=10, what="the listener noticed")
             finally:
                 for pin in pins:  # the old server is idle again: only the listener may release it
                     pin.rollback()  # (closed mid-transaction, PgBouncer would drop that server itself)

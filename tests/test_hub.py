@@ -687,3 +687,41 @@ def test_bytes_out_counts_replayed_and_live_bytes_in_one_counter() -> None:
     assert hub.statistics().bytes_out == 123
     hub.broadcast(HEARTBEAT)  # nobody subscribed: nothing more went out
     assert hub.statistics().bytes_out == 123
+
+
+async def test_statistics_add_up_over_pages_attaches_and_slow_consumers() -> None:
+    """Counters count from the start, not the last page: /metrics serves them as counters."""
+    hub = Hub(100)
+    early, _ = owned(hub, ["todos"], resuming=False)
+    hub.publish([todo(1)])  # queued: not written yet
+    sink = FakeSink()
+    hub.attach(early, sink)  # written at attach
+    _, other, _ = live(hub, ["todos", "chat"])
+    hub.publish([todo(2), todo(3, pk="3")])
+    hub.publish([published(4, "chat")])
+    for _ in range(2):  # two slow consumers, one page after the other
+        _, _, abort = live(hub, ["slow"], backlog=101)
+        hub.publish([published(5, "slow")])
+        assert abort.calls == 1
+
+    stats = hub.statistics()
+    assert stats.events_in == 6 and stats.deliveries == 1 + 2 * 2 + 1 + 2
+    assert stats.slow_consumers_closed == 2
+    written = len(sink.received) + len(other.received) + 2 * len(wire(published(5, "slow")))
+    assert stats.bytes_out == written
+
+
+async def test_bytes_for_a_closing_connection_are_not_counted_as_sent() -> None:
+    hub = Hub(BIG)
+    live(hub, ["chat"], backlog=-1)
+    hub.publish([published(1, "chat")])
+    assert hub.statistics().bytes_out == 0
+
+
+async def test_a_closed_subscriber_holds_no_bytes() -> None:
+    hub = Hub(BIG)
+    held, _ = owned(hub, ["todos"], resuming=True)
+    hub.publish([todo(1)])
+    assert held.buffered_bytes == len(wire(todo(1)))
+    held.close(EndReason.TOKEN_EXPIRED)
+    assert held.buffered_bytes == 0 and not held.is_held

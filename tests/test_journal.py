@@ -214,6 +214,12 @@ def point(**changes: object) -> ResumePoint:
             },
             Verdict(None, 400),
         ),
+        # the cursor names the last pruned row, row 1: its own transaction is never late for it
+        (
+            1,
+            {"pruned_through": 1, "newest": 5, "late_tx": 600, "second_late_tx": None, "below_id": None},
+            Verdict(None, 590),
+        ),
         # ...and, not knowing its transaction, refused once anything was pruned
         (95, {"below_id": 80, "below_tx": 500, "below_xmin": 400}, Verdict("cursor_expired")),
     ],
@@ -226,3 +232,18 @@ def test_resume_point_reads_the_row_of_resume_point() -> None:
     row = ("900:900:", 90, 120, "600", "590", "600", None, "700:700:", 100, "650", "640")
 
     assert ResumePoint.from_row(row) == point(second_late_tx=None)
+
+
+def test_resume_point_reads_second_late_tx_and_a_journal_never_pruned() -> None:
+    row = ("900:900:", 0, 120, None, None, None, "580", None, None, None, None)
+
+    assert ResumePoint.from_row(row) == point(
+        pruned_through=0,
+        boundary_tx=None,
+        boundary_xmin=None,
+        late_tx=None,
+        pruned_snapshot=None,
+        below_id=None,
+        below_tx=None,
+        below_xmin=None,
+    )

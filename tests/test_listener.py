@@ -8,7 +8,7 @@ import aiopg
 
 from gateway.db import apply_schema, create_pool
 from gateway.hub import Hub
-from gateway.journal import PAGE_ROWS, Event
+from gateway.journal import PAGE_ROWS, Event, Snapshot
 from gateway.listener import BUSY_POLL_MAX, WAKE_LOCK, Listener
 
 from .conftest import RunningGateway, run_sql, start_gateway
@@ -158,9 +158,7 @@ async def test_polling_gauge_follows_the_listener_mode(database: str) -> None:
 async def test_listener_sleeping_on_another_gateways_lock_is_woken(database: str) -> None:
     async with start_gateway(database, listener_check=60.0) as one, start_gateway(database, listener_check=60.0) as two:
         a, b = await one.subscribe("todos"), await two.subscribe("todos")
-        async with asyncio.timeout(5):
-            while {one.listener.mode, two.listener.mode} != {"holding", "relying"}:
-                await asyncio.sleep(0.01)
+        await until(lambda: {one.listener.mode, two.listener.mode} == {"holding", "relying"}, what="both asleep")
         for round_ in range(3):
             await run_sql(database, f"INSERT INTO todos (title) VALUES ('r{round_}')")
             for client in (a, b):
@@ -208,9 +206,7 @@ async def test_listener_that_never_polls_takes_the_lock_when_its_holder_lets_go(
         await polling.listener_asleep()
         async with start_gateway(database, listener_check=60.0, busy_poll_interval=0) as sleepy:
             client = await sleepy.subscribe("todos")
-            async with asyncio.timeout(5):
-                while sleepy.listener.mode != "relying":
-                    await asyncio.sleep(0.01)
+            await until(lambda: sleepy.listener.mode == "relying", what="it sleeps on the other's lock")
             # The first commit wakes both; the polling gateway lets go of the lock, and
             # the one that never polls must take it over at once, so that the second
             # commit (which finds the lock free or held by it) still reaches it promptly.
@@ -232,3 +228,43 @@ async def test_publish_wakes_a_sleeping_listener_like_a_captured_change(database
         assert (await client.next(timeout=3)).json["row"] == {"n": 1}
         assert len(await _writer_notifications(spy, database)) == 1
         await client.close()
+
+
+class PageSink:
+    """A live subscriber's connection: every bytes object the hub writes to it, in order."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def __call__(self, data: bytes) -> int:
+        self.writes.append(data)
+        return 0
+
+
+async def test_a_resumed_subscriber_shares_page_bytes_once_the_listener_passed_its_replay(database: str) -> None:
+    """A resumed stream checks live events against its replay's snapshot only until the
+    listener's reads have moved past that snapshot (the listener tells the hub where it
+    is after each read). From then on it takes each page's bytes as every other
+    subscriber of its topic does: one bytes object for all, joined once."""
+    pool = await create_pool(database, 2)
+    await apply_schema(pool, ("todos",), demo=False)
+    pool.close()
+    await pool.wait_closed()
+    hub = Hub(1 << 30)
+    listener = Listener(database, hub, check_interval=0.2)
+    task = asyncio.create_task(listener.run())
+    await listener.wait_started()
+    fresh, resumed = PageSink(), PageSink()
+    hub.attach(hub.subscribe(["todos"], resuming=False), fresh)
+    sub = hub.subscribe(["todos"], resuming=True)
+    hub.attach(sub, resumed)
+    [(replayed,)] = await run_sql(database, "SELECT pg_current_snapshot()::text")
+    sub.go_live(Snapshot.parse(str(replayed)))  # the replay (of nothing) ends here
+
+    await run_sql(database, "INSERT INTO todos (title) VALUES ('first')")  # committed after the replay
+    await until(lambda: len(resumed.writes) == 1, what="the first row reached the resumed subscriber")
+    await run_sql(database, "INSERT INTO todos (title) VALUES ('a'), ('b')")  # one page of two events
+    await until(lambda: len(resumed.writes) == 2 and len(fresh.writes) == 2, what="the page reached both")
+    await listener.stop(task, within=5)
+    assert resumed.writes == fresh.writes
+    assert resumed.writes[1] is fresh.writes[1], "the resumed subscriber still filters the listener's pages"
