@@ -23,6 +23,11 @@ class CorsPolicy:
     def __init__(self, origins: tuple[str, ...]) -> None:
         self._any = "*" in origins
         self._origins = frozenset(o.rstrip("/") for o in origins if o != "*")
+        self.enabled = bool(origins)
+
+    def varies(self, request: web.Request) -> bool:
+        """Whether the answer to ``request`` depends on its Origin (then say so: Vary)."""
+        return self.enabled and request.path.startswith(_PATHS)
 
     def allowed_origin(self, request: web.Request) -> str | None:
         """The value for Access-Control-Allow-Origin, or None to send no CORS headers."""
@@ -60,6 +65,15 @@ def preflight(request: web.Request) -> web.StreamResponse | None:
 
 
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    origin = request.app[CORS].allowed_origin(request)
+    """CORS headers for an allowed origin; ``Vary: Origin`` on every answer that depends on it.
+
+    An answer without CORS headers (no Origin, or one not allowed) varies by Origin too:
+    a shared cache that kept it without ``Vary`` would serve it to an allowed origin,
+    whose browser would then refuse it.
+    """
+    policy = request.app[CORS]
+    origin = policy.allowed_origin(request)
     if origin is not None:
-        response.headers.update(request.app[CORS].headers(origin))
+        response.headers.update(policy.headers(origin))
+    elif policy.varies(request) and "Vary" not in response.headers:
+        response.headers["Vary"] = "Origin"

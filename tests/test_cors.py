@@ -139,3 +139,18 @@ async def test_options_without_a_requested_method_is_not_a_preflight(served: Ser
     base = await served((APP,))
     status, _ = await _get(base + "/api/todos", "OPTIONS", Origin="https://evil.test")
     assert status == 405  # routed as any other request: no GET-only route answers OPTIONS
+
+
+@pytest.mark.parametrize("origin", ["", "https://evil.test"])
+async def test_an_answer_without_cors_headers_still_says_it_varies_by_origin(served: Serve, origin: str) -> None:
+    """A shared cache must not serve the copy made for no Origin (or a refused one) to an allowed origin."""
+    base = await served((APP,))
+    for path in ("/api/todos", "/events"):
+        _, headers = await _get(base + path, **({"Origin": origin} if origin else {}))
+        assert "Access-Control-Allow-Origin" not in headers
+        assert headers["Vary"] == "Origin"
+    _, headers = await _get(base + "/healthz")  # not a CORS path: no Vary
+    assert "Vary" not in headers
+    off = await served(())  # CORS off: nothing varies
+    _, headers = await _get(off + "/api/todos")
+    assert "Vary" not in headers
