@@ -26,7 +26,16 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error the client can act on: a code from the table (which gives the status), a human message."""
 
-    def __init__(self, code: Code, message: str, headers: dict[str, str] | None = None, *, close: bool = False) -> None:
+    def __init__(
+        self,
+        code: Code,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        close: bool = False,
+        details: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message)
         assert code.status is not None, f"{code} takes its status from an HTTP error"
         self.status: int = code.status
@@ -34,6 +43,8 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers or {}
         self.close = close  # end the connection after the answer (what is left of the request is not read)
+        self.details = details  # PostgREST's error shape: where or what exactly,
+        self.hint = hint  # and what to do instead
 
 
 def error_response(
