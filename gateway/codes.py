@@ -28,6 +28,16 @@ class Code(Enum):
     BAD_PARAMETER = (400, "`limit`, `offset` or `order` is not of its form")
     FEATURE_NOT_SUPPORTED = (400, "the server cannot handle the value (`xml` on a Postgres without libxml)")
     EMPTY_UPDATE = (400, "a PATCH body names no column")
+    # The PostgREST grammar (issue 11): the errors helper gives each its PostgREST code.
+    PARSE_ERROR = (
+        400,
+        "the query string is not PostgREST's grammar (a bare `col=value`, a bad operator, select or order)",
+    )
+    INVALID_BODY = (400, "a bulk body is not an array of objects, or its objects name different columns")
+    UNFILTERED_WRITE = (400, "a PATCH or DELETE on `/api/<table>` without a filter (it would change every row)")
+    INVALID_RANGE = (416, "`Range` or `limit`/`offset` asks for rows outside what there is, or is malformed")
+    NOT_SINGULAR = (406, "`Accept: application/vnd.pgrst.object+json` and the result is not exactly one row")
+    NOT_ACCEPTABLE = (406, "the `Accept` header names no media type the gateway can answer with")
     MISSING_TOPIC = (400, "`/events` without `?topic=`")
     TOO_MANY_TOPICS = (400, "more than 32 topics on one stream")
     BAD_TOPIC = (400, "a topic is not 1 to 200 characters without spaces or control characters")
