@@ -19,7 +19,6 @@ from . import health, metrics, rest, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .aiohttp_adapter import LINGER, GatewayRunner
 from .auth import Authenticator, authenticate
-from .catalog import load_table
 from .config import Settings
 from .cors import CorsPolicy, add_cors_headers, preflight
 from .db import apply_schema, create_pool
@@ -29,9 +28,23 @@ from .hub import Hub
 from .limits import StreamLimits
 from .listener import Listener
 from .metrics import Metrics, observe_response, start_timer
+from .reload import Reloader, install, load_tables
 from .retention import prune_forever
 from .sse import HEARTBEAT
-from .state import AUTHENTICATOR, CORS, DSN, HUB, LIMITS, LISTENER, METRICS, POOL, SETTINGS, TABLES
+from .state import (
+    AUTHENTICATOR,
+    CATALOG_LISTENERS,
+    CORS,
+    DSN,
+    HUB,
+    LIMITS,
+    LISTENER,
+    METRICS,
+    POOL,
+    RELOADER,
+    SETTINGS,
+    TABLES,
+)
 
 LISTENER_START_TIMEOUT = 15.0
 POOL_CLOSE_TIMEOUT = 5.0
@@ -45,11 +58,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     try:
         await apply_schema(pool, settings.expose, settings.demo)
         async with pool.acquire() as conn, conn.cursor() as cur:
-            tables = [await load_table(cur, name) for name in settings.expose]
-        app[TABLES].update({table.name: table for table in tables})
+            install(app, await load_tables(cur, settings.expose))
         app[POOL] = pool
         yield
     finally:
+        await app[RELOADER].stop()
         pool.close()
         try:  # a connection still checked out would make this wait forever
             async with asyncio.timeout(POOL_CLOSE_TIMEOUT):
@@ -120,9 +133,16 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app[DSN] = dsn
     app[HUB] = hub
     app[TABLES] = {}
+    app[CATALOG_LISTENERS] = []
+    reloader = app[RELOADER] = Reloader(app)
     listen_dsn = settings.listen_url or dsn
     app[LISTENER] = Listener(
-        listen_dsn, hub, settings.listener_check, settings.poll_interval, settings.busy_poll_interval
+        listen_dsn,
+        hub,
+        settings.listener_check,
+        settings.poll_interval,
+        settings.busy_poll_interval,
+        on_reload=reloader.request,
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_listener)

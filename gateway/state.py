@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .limits import StreamLimits
     from .listener import Listener
     from .metrics import Metrics
+    from .reload import CatalogListener, Reloader
 
 # The application's.
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -34,6 +35,9 @@ AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 CORS: web.AppKey[CorsPolicy] = web.AppKey("cors")
 LIMITS: web.AppKey[StreamLimits] = web.AppKey("limits")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
+# Called with the app after each catalog load (start-up and every reload): gateway.reload.
+CATALOG_LISTENERS: web.AppKey[list[CatalogListener]] = web.AppKey("catalog_listeners", list)
 
 # A request's (set only when needed: the first key stored creates a dict that lives as
 # long as the request, and a stream's request lives for hours).
