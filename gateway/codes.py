@@ -45,6 +45,12 @@ class Code(Enum):
     # Auth.
     UNAUTHORIZED = (401, "auth is on and the token is missing, invalid or expired")
     FORBIDDEN = (403, "the token does not grant that topic or write; a CORS preflight from another origin")
+    UNKNOWN_ROLE = (401, "the token's `role` claim names no database role")
+    INSUFFICIENT_PRIVILEGE = (
+        403,
+        "the database refused the request's role (SQLSTATE 42501): no GRANT on the table or function, "
+        "a row-level security policy, or a `role` the gateway's database user may not take",
+    )
     # The path names nothing.
     NOT_FOUND = (404, "no such endpoint, or no row with that key")
     UNKNOWN_TABLE = (404, "the table is not exposed")

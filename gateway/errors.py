@@ -83,6 +83,7 @@ _SQLSTATES = {
     "23503": Code.FOREIGN_KEY_VIOLATION,
     "23502": Code.NOT_NULL_VIOLATION,
     "23514": Code.CHECK_VIOLATION,
+    "42501": Code.INSUFFICIENT_PRIVILEGE,  # a GRANT or a row-level security policy refused the role
     "42804": Code.BAD_VALUE,
     "42883": Code.BAD_VALUE,  # e.g. comparing a column with a value of another type
     # A value's own syntax: tsvector, tsquery and jsonpath input report 42601 (the
