@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import health, metrics, rest, stream
+from . import health, metrics, rest, rpc, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .aiohttp_adapter import LINGER, GatewayRunner
 from .auth import Authenticator, authenticate
@@ -28,7 +28,7 @@ from .hub import Hub
 from .limits import StreamLimits
 from .listener import Listener
 from .metrics import Metrics, observe_response, start_timer
-from .reload import Reloader, install, load_tables
+from .reload import Reloader, install, load_catalog
 from .retention import prune_forever
 from .sse import HEARTBEAT
 from .state import (
@@ -36,6 +36,7 @@ from .state import (
     CATALOG_LISTENERS,
     CORS,
     DSN,
+    FUNCTIONS,
     HUB,
     LIMITS,
     LISTENER,
@@ -58,7 +59,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     try:
         await apply_schema(pool, settings.expose, settings.demo)
         async with pool.acquire() as conn, conn.cursor() as cur:
-            install(app, await load_tables(cur, settings.expose))
+            install(app, await load_catalog(cur, settings))
         app[POOL] = pool
         yield
     finally:
@@ -133,6 +134,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app[DSN] = dsn
     app[HUB] = hub
     app[TABLES] = {}
+    app[FUNCTIONS] = {}
     app[CATALOG_LISTENERS] = []
     reloader = app[RELOADER] = Reloader(app)
     listen_dsn = settings.listen_url or dsn
@@ -150,6 +152,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app.cleanup_ctx.append(_heartbeat)
     app.on_shutdown.append(_end_streams)
     stream.add_routes(app)
+    rpc.add_routes(app)  # before rest's: /api/rpc/<function> is not /api/<table>/<pk>
     rest.add_routes(app)
     health.add_routes(app)
     metrics.add_routes(app)

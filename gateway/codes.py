@@ -42,6 +42,11 @@ class Code(Enum):
     TOO_MANY_TOPICS = (400, "more than 32 topics on one stream")
     BAD_TOPIC = (400, "a topic is not 1 to 200 characters without spaces or control characters")
     BAD_CURSOR = (400, "`Last-Event-ID` or `?lastEventId=` is not an event id")
+    BAD_ARGUMENTS = (
+        400,
+        "an `/api/rpc` call names an argument the function does not have, leaves out one without a default, "
+        "or sends a body that is not a JSON object",
+    )
     # Auth.
     UNAUTHORIZED = (401, "auth is on and the token is missing, invalid or expired")
     FORBIDDEN = (403, "the token does not grant that topic or write; a CORS preflight from another origin")
@@ -55,6 +60,11 @@ class Code(Enum):
     NOT_FOUND = (404, "no such endpoint, or no row with that key")
     UNKNOWN_TABLE = (404, "the table is not exposed")
     NO_SINGLE_KEY = (404, "`/api/<table>/<pk>` on a table without a single-column primary key")
+    UNKNOWN_FUNCTION = (404, "`/api/rpc/<function>` names no function of `GATEWAY_RPC` (PostgREST's PGRST202)")
+    AMBIGUOUS_FUNCTION = (
+        300,
+        "more than one overload of the function takes the arguments named (PostgREST's PGRST203)",
+    )
     METHOD_NOT_ALLOWED = (405, "wrong method for the path")
     REQUEST_TIMEOUT = (408, "the body did not arrive within `GATEWAY_REQUEST_BODY_TIMEOUT`; the connection is closed")
     # Conflicts with another row or transaction.

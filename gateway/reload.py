@@ -1,11 +1,15 @@
 """The catalog the /api handlers read: loaded at start, reloaded without a restart.
 
+The catalog is the exposed tables (:mod:`gateway.catalog`) and the GATEWAY_RPC
+functions (:mod:`gateway.functions`).
+
 Theory of operation: ``NOTIFY gateway_reload`` (PostgREST's ``NOTIFY pgrst``), read
 by the listener and handed to :meth:`Reloader.request`, or SIGHUP (the CLI), asks
-for a reload. The reload reads the columns and keys of the exposed tables again
+for a reload. The reload reads the columns and keys of the exposed tables (and the
+arguments of the functions) again
 (which tables are exposed stays a start-up setting: their triggers are set up at
 start) into new :class:`~gateway.catalog.Table` objects, and only once every one is
-read swaps them into ``app[TABLES]`` in one synchronous step: a request sees the old
+read swaps them into ``app[TABLES]`` (and ``app[FUNCTIONS]``) in one synchronous step: a request sees the old
 catalog or the new one, never a mix, and one that already holds a Table keeps it.
 A reload that fails (an exposed table was dropped or renamed, the database is down)
 changes nothing and logs a warning saying so; the next request for a reload tries
@@ -23,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiopg
@@ -31,8 +36,10 @@ import psycopg2
 from aiohttp import web
 
 from .catalog import Table, load_table
+from .config import Settings
 from .db import first_line
-from .state import CATALOG_LISTENERS, POOL, SETTINGS, TABLES
+from .functions import Function, UnknownFunction, load_function
+from .state import CATALOG_LISTENERS, FUNCTIONS, POOL, SETTINGS, TABLES
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +49,27 @@ RELOAD_TIMEOUT = 30.0
 CatalogListener = Callable[[web.Application], None]
 
 
-async def load_tables(cur: Any, names: Sequence[str]) -> dict[str, Table]:
-    """Every exposed table as the catalog has it now, by URL name (``cur``: an aiopg cursor)."""
-    tables = [await load_table(cur, name) for name in names]
-    return {table.name: table for table in tables}
+@dataclass(frozen=True)
+class Catalog:
+    """Everything /api serves, as read at one time."""
+
+    tables: dict[str, Table]  # by URL name
+    functions: dict[str, tuple[Function, ...]]  # by name as in GATEWAY_RPC: its overloads
 
 
-def install(app: web.Application, tables: dict[str, Table]) -> None:
-    """Make ``tables`` the app's catalog, then tell the catalog's listeners, with no await between."""
-    current = app[TABLES]
-    current.clear()
-    current.update(tables)
+async def load_catalog(cur: Any, settings: Settings) -> Catalog:
+    """The exposed tables and the GATEWAY_RPC functions as the database has them now
+    (``cur``: an aiopg cursor); raises UnknownFunction for a function that is not there."""
+    tables = [await load_table(cur, name) for name in settings.expose]
+    functions = {name: await load_function(cur, name) for name in settings.rpc}
+    return Catalog({table.name: table for table in tables}, functions)
+
+
+def install(app: web.Application, catalog: Catalog) -> None:
+    """Make ``catalog`` the app's, then tell the catalog's listeners, with no await between."""
+    for current, new in ((app[TABLES], catalog.tables), (app[FUNCTIONS], catalog.functions)):
+        current.clear()
+        current.update(new)  # type: ignore[arg-type]
     for listener in app[CATALOG_LISTENERS]:
         try:
             listener(app)
@@ -89,20 +106,20 @@ class Reloader:
         pool: aiopg.Pool | None = self._app.get(POOL)
         if pool is None:  # still starting: the start-up load reads the catalog as it is now
             return False
-        names = self._app[SETTINGS].expose
+        settings = self._app[SETTINGS]
         try:
             async with asyncio.timeout(RELOAD_TIMEOUT), pool.acquire() as conn, conn.cursor() as cur:
-                tables = await load_tables(cur, names)
-        except (psycopg2.Error, OSError, TimeoutError, RuntimeError) as exc:
+                catalog = await load_catalog(cur, settings)
+        except (psycopg2.Error, OSError, TimeoutError, RuntimeError, UnknownFunction) as exc:
             self.failures += 1
             log.warning(
                 "catalog reload failed (%s); still serving the tables as loaded before",
                 first_line(exc) if not isinstance(exc, TimeoutError) else f"no answer within {RELOAD_TIMEOUT:g} s",
             )
             return False
-        install(self._app, tables)
+        install(self._app, catalog)
         self.reloads += 1
-        log.info("catalog reloaded: %s", ", ".join(names))
+        log.info("catalog reloaded: %s", ", ".join(settings.expose + settings.rpc))
         return True
 
     async def stop(self) -> None:

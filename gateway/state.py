@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .catalog import Table
     from .config import Settings
     from .cors import CorsPolicy
+    from .functions import Function
     from .hub import Hub
     from .limits import StreamLimits
     from .listener import Listener
@@ -29,6 +30,8 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DSN: web.AppKey[str] = web.AppKey("dsn", str)
 POOL: web.AppKey[aiopg.Pool] = web.AppKey("pool")
 TABLES: web.AppKey[dict[str, Table]] = web.AppKey("tables", dict)
+# GATEWAY_RPC's functions by name as configured: each name's overloads.
+FUNCTIONS: web.AppKey[dict[str, tuple[Function, ...]]] = web.AppKey("functions", dict)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 LISTENER: web.AppKey[Listener] = web.AppKey("listener")
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")

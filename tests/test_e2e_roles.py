@@ -52,6 +52,10 @@ def _setup(roles: Roles) -> str:
         WITH CHECK (owner = current_setting('request.jwt.claims', true)::json->>'sub');
     GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO {roles.app};
     GRANT SELECT ON notes TO {roles.reader};
+    CREATE FUNCTION my_notes() RETURNS SETOF notes LANGUAGE sql STABLE AS 'SELECT * FROM notes ORDER BY id';
+    CREATE FUNCTION whoami() RETURNS text LANGUAGE sql STABLE AS 'SELECT current_user';
+    CREATE FUNCTION secret() RETURNS int LANGUAGE sql AS 'SELECT 42';
+    REVOKE EXECUTE ON FUNCTION secret() FROM PUBLIC;
     """
 
 
@@ -63,7 +67,9 @@ async def rls(database: str) -> AsyncIterator[tuple[RunningGateway, Roles]]:
     await run_sql(database, _setup(roles) + f'ALTER DATABASE "{params["dbname"]}" OWNER TO {roles.gateway}')
     as_gateway = psycopg2.extensions.make_dsn(**{**params, "user": roles.gateway})
     try:
-        async with start_gateway(as_gateway, expose=("notes",), jwt_secret=SECRET, pool_size=1) as gw:
+        async with start_gateway(
+            as_gateway, expose=("notes",), rpc=("my_notes", "whoami", "secret"), jwt_secret=SECRET, pool_size=1
+        ) as gw:
             yield gw, roles
     finally:
         names = ", ".join((roles.gateway, roles.app, roles.reader, roles.stranger))
@@ -152,3 +158,22 @@ async def test_without_a_role_claim_the_gateway_role_runs_and_the_next_request_i
     # And a role's settings ended with its request.
     status, rows = await call(gw, "GET", "/api/notes", token("frank", roles.app))
     assert [r["body"] for r in rows] == ["frank's"]
+
+
+async def test_rpc_calls_run_as_the_tokens_role_under_its_policies_and_grants(
+    rls: tuple[RunningGateway, Roles],
+) -> None:
+    gw, roles = rls
+    alice, bob = token("alice", roles.app), token("bob", roles.app)
+    await call(gw, "POST", "/api/notes", alice, json={"body": "a1"})
+    await call(gw, "POST", "/api/notes", bob, json={"body": "b1"})
+    status, rows = await call(gw, "POST", "/api/rpc/my_notes", alice, json={})
+    assert status == 200 and [r["body"] for r in rows] == ["a1"], rows
+    assert await call(gw, "GET", "/api/rpc/whoami", bob) == (200, roles.app)
+    assert await call(gw, "GET", "/api/rpc/whoami", token("bob")) == (200, roles.gateway)
+    status, body = await call(gw, "POST", "/api/rpc/secret", alice, json={})
+    assert status == 403 and code_of(body) in ("insufficient_privilege", "42501"), body
+    status, body = await call(
+        gw, "POST", "/api/rpc/whoami", token("x", "no_such_role_" + secrets.token_hex(3)), json={}
+    )
+    assert status == 401, body
