@@ -109,20 +109,20 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
         middlewares=[json_errors(guards=(start_timer, preflight, authenticate), streams=(stream.events,))],
         client_max_size=settings.max_body,
     )
-    app[METRICS] = Metrics()
+    counted = app[METRICS] = Metrics()
     app[AUTHENTICATOR] = Authenticator(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)
     app[CORS] = CorsPolicy(settings.cors_origins)
     app[LIMITS] = StreamLimits(settings.max_subscribers, settings.max_subscribers_per_client)
     app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(observe_response)
-    hub = Hub(settings.subscriber_buffer)
+    hub = Hub(settings.subscriber_buffer, counted)
     app[SETTINGS] = settings
     app[DSN] = dsn
     app[HUB] = hub
     app[TABLES] = {}
     listen_dsn = settings.listen_url or dsn
     app[LISTENER] = Listener(
-        listen_dsn, hub, settings.listener_check, settings.poll_interval, settings.busy_poll_interval
+        listen_dsn, hub, settings.listener_check, settings.poll_interval, settings.busy_poll_interval, counters=counted
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_listener)
