@@ -123,13 +123,13 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
         middlewares=[json_errors(guards=(start_timer, preflight, authenticate), streams=(stream.events,))],
         client_max_size=settings.max_body,
     )
-    app[METRICS] = Metrics()
+    counted = app[METRICS] = Metrics()
     app[AUTHENTICATOR] = Authenticator(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)
     app[CORS] = CorsPolicy(settings.cors_origins)
     app[LIMITS] = StreamLimits(settings.max_subscribers, settings.max_subscribers_per_client)
     app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(observe_response)
-    hub = Hub(settings.subscriber_buffer)
+    hub = Hub(settings.subscriber_buffer, counted)
     app[SETTINGS] = settings
     app[DSN] = dsn
     app[HUB] = hub
@@ -144,6 +144,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
         settings.listener_check,
         settings.poll_interval,
         settings.busy_poll_interval,
+        counters=counted,
         on_reload=reloader.request,
     )
     app.cleanup_ctx.append(_database)

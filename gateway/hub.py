@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .counters import NO_COUNTERS, Counters
 from .ending import EndReason
 from .journal import Event, Snapshot
 from .sse import encode_event
@@ -50,12 +51,10 @@ Sink = Callable[[bytes], int]
 
 @dataclass
 class HubStatistics:
+    """What the hub holds right now (what it has done is told to its Counters)."""
+
     subscribers: int
     topics: int
-    events_in: int
-    deliveries: int
-    bytes_out: int
-    slow_consumers_closed: int
     position: int
 
 
@@ -196,16 +195,13 @@ class Subscriber:
 class Hub:
     """Topic -> subscribers, fed by the listener, written to the subscribers' sinks."""
 
-    def __init__(self, buffer_bound: int) -> None:
+    def __init__(self, buffer_bound: int, counters: Counters = NO_COUNTERS) -> None:
         self._buffer_bound = buffer_bound
+        self._counters = counters
         self._by_topic: dict[str, set[Subscriber]] = {}
         self._subscribers: set[Subscriber] = set()
         self._skipping: set[Subscriber] = set()
         self._position = 0  # highest event id the listener has seen
-        self._events_in = 0
-        self._deliveries = 0
-        self._bytes_out = 0
-        self._slow_closed = 0
 
     @property
     def position(self) -> int:
@@ -244,14 +240,14 @@ class Hub:
 
     def attach(self, sub: Subscriber, sink: Sink) -> None:
         """Let ``sub`` receive by direct writes from now on (its stream is live)."""
-        self._bytes_out += sub.attach(sink)
+        self._counters.bytes_sent(sub.attach(sink))
 
     def unsubscribe(self, sub: Subscriber) -> None:
         """Remove ``sub`` everywhere (closed or not: its owner's end calls this once)."""
         if sub not in self._subscribers:
             return
         if sub.closed_reason is SLOW_CONSUMER:
-            self._slow_closed += 1
+            self._counters.slow_consumer_closed()
         self._subscribers.discard(sub)
         self._skipping.discard(sub)
         for topic in sub.topics:
@@ -276,7 +272,7 @@ class Hub:
                     pages.setdefault(topic, []).append(wire)
         if events:
             self._position = max(self._position, events[-1].id)
-        self._events_in += len(events)
+        self._counters.events_read(len(events))
         if not matched:
             return
         touched: list[Subscriber] = []
@@ -299,7 +295,7 @@ class Hub:
                     sub.offer(event, wire)
                     deliveries += 1
             touched.append(sub)
-        self._deliveries += deliveries
+        self._counters.delivered(deliveries)
         self._flush(touched)
 
     def advance(self, snapshot: Snapshot) -> None:
@@ -324,18 +320,14 @@ class Hub:
             sub.close(reason)
 
     def count_sent(self, nbytes: int) -> None:
-        """Bytes a stream wrote itself before going live (its replay): ``bytes_out`` counts
-        every event byte sent, live or replayed, in this one place."""
-        self._bytes_out += nbytes
+        """Bytes a stream wrote itself before going live (its replay): every event byte
+        sent, live or replayed, is counted through the hub, in this one place."""
+        self._counters.bytes_sent(nbytes)
 
     def statistics(self) -> HubStatistics:
         return HubStatistics(
             subscribers=len(self._subscribers),
             topics=len(self._by_topic),
-            events_in=self._events_in,
-            deliveries=self._deliveries,
-            bytes_out=self._bytes_out,
-            slow_consumers_closed=self._slow_closed,
             position=self.position,
         )
 
@@ -343,4 +335,4 @@ class Hub:
         written = 0
         for sub in subs:
             written += sub.flush()
-        self._bytes_out += written
+        self._counters.bytes_sent(written)

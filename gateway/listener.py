@@ -55,6 +55,7 @@ from typing import Any, NoReturn, Protocol
 import aiopg
 import psycopg2
 
+from .counters import NO_COUNTERS, Counters
 from .db import describe_connect_error, first_line
 from .hub import Hub
 from .journal import CURRENT_POSITION, Snapshot, begin_read, end_read, newly_visible
@@ -125,16 +126,18 @@ class Listener:
         poll_interval: float = 0.0,
         busy_poll: float = 0.01,
         query_timeout: float = 30.0,
+        counters: Counters = NO_COUNTERS,
         on_reload: Callable[[], None] | None = None,
     ) -> None:
         self._dsn = dsn
         self._on_reload = on_reload
         self._hub = hub
+        self._counters = counters
         self._wake = WakeProtocol(check_interval, poll_interval, busy_poll)
         self._query_timeout = query_timeout
         self._snapshot: Snapshot | None = None
         self.connected = False
-        self.reconnects = 0
+        self._reported_mode: Mode | None = None
         self._started = asyncio.Event()
         self._down = False  # a drop was logged and no recovery yet
         self._stopping = False
@@ -152,6 +155,10 @@ class Listener:
     def mode(self) -> Mode:
         """Polling, or asleep holding the wake lock, or asleep relying on another's."""
         return self._wake.mode
+
+    def _set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        self._counters.listener_connected(connected)
 
     def _wait_time(self) -> float:
         """How long the listener waits for a notification next (tests watch the back-off)."""
@@ -205,7 +212,7 @@ class Listener:
                 if self._started.is_set():  # at start-up, the caller says it (one line)
                     log.error("listener stopped: %s", exc)
                 self.failure = exc
-                self.connected = False
+                self._set_connected(False)
                 self._started.set()
                 self._failed.set()
                 return
@@ -213,12 +220,12 @@ class Listener:
                 if self._stopping:
                     return
                 if self.connected:
-                    self.reconnects += 1
+                    self._counters.listener_reconnected()
                     log.warning("listener lost its database connection (%s); reconnecting", first_line(exc))
                     backoff = 0.1
                 elif not self._down:
                     log.warning("listener cannot connect: %s; retrying", describe_connect_error(self._dsn, exc))
-                self.connected = False
+                self._set_connected(False)
                 self._down = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -244,7 +251,7 @@ class Listener:
                 if self._down:
                     log.info("listener connected and caught up (position %d)", self._hub.position)
                     self._down = False
-                self.connected = True
+                self._set_connected(True)
                 await self._follow(cur, conn.notifies)
         finally:
             self._conn = None
@@ -255,6 +262,9 @@ class Listener:
         wake = self._wake
         action = wake.connected()  # a new session holds no lock: it polls
         while not self._stopping:
+            if wake.mode is not self._reported_mode:
+                self._reported_mode = wake.mode
+                self._counters.listener_mode(wake.mode)
             if action is Action.WAIT:
                 first = await _wait(notifies, wake.wait_time)
                 if first is not None:
@@ -297,7 +307,7 @@ class Listener:
 
     async def _moved(self, cur: Any, backend: int) -> NoReturn:
         """The session turned out unstable: release the old backend's lock and LISTEN, stop."""
-        self.connected = False
+        self._set_connected(False)
         try:
             released = await release_old_session(cur, self._pid, RELEASE_WITHIN)
         except (psycopg2.Error, OSError, TimeoutError, RuntimeError):

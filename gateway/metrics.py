@@ -1,7 +1,9 @@
-"""/metrics in the Prometheus text format, and the counters only HTTP can see.
+"""/metrics in the Prometheus text format: what the parts counted, rendered on request.
 
-The hub and the listener keep their own statistics; this module adds bytes
-streamed and request latencies, and renders everything on request.
+:class:`Metrics` is the app's :class:`gateway.counters.Counters`: the hub and the
+listener are handed it when they are built and report to it as they go; the HTTP
+side adds request latencies. A scrape renders it, with two gauges read at that moment
+(the hub's subscribers and topics, and the journal lag, which needs the database).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from bisect import bisect_left
 import psycopg2
 from aiohttp import web
 
-from .state import HUB, LISTENER, METRICS, POOL, STARTED
+from .state import HUB, METRICS, POOL, STARTED
 from .wake import Mode
 
 # Upper bounds (seconds) of the request latency histogram buckets.
@@ -21,11 +23,39 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
-    """Counters owned by the HTTP side: one instance per app."""
+    """Everything /metrics counts, one instance per app: a Counters, plus request latencies."""
 
     def __init__(self) -> None:
+        self.events_in = 0
+        self.deliveries = 0
+        self.bytes_out = 0
+        self.slow_consumers_closed = 0
+        self.listener_up = False
+        self.listener_reconnects = 0
+        self.wake_mode: Mode | None = None
         # (method, route, status) -> [bucket counts..., +Inf count], sum
         self._latency: dict[tuple[str, str, int], tuple[list[int], list[float]]] = {}
+
+    def events_read(self, count: int) -> None:
+        self.events_in += count
+
+    def delivered(self, count: int) -> None:
+        self.deliveries += count
+
+    def bytes_sent(self, count: int) -> None:
+        self.bytes_out += count
+
+    def slow_consumer_closed(self) -> None:
+        self.slow_consumers_closed += 1
+
+    def listener_connected(self, connected: bool) -> None:
+        self.listener_up = connected
+
+    def listener_reconnected(self) -> None:
+        self.listener_reconnects += 1
+
+    def listener_mode(self, mode: Mode) -> None:
+        self.wake_mode = mode
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         counts, total = self._latency.setdefault((method, route, status), ([0] * (len(LATENCY_BUCKETS) + 1), [0.0]))
@@ -82,32 +112,37 @@ async def _journal_newest(request: web.Request) -> int | None:
 
 async def metrics(request: web.Request) -> web.Response:
     stats = request.app[HUB].statistics()
-    listener = request.app[LISTENER]
+    counted = request.app[METRICS]
     newest = await _journal_newest(request)
     rows: list[tuple[str, str, str, float | None]] = [
         ("gateway_subscribers", "gauge", "Open /events streams.", stats.subscribers),
         ("gateway_topics", "gauge", "Topics with at least one subscriber.", stats.topics),
-        ("gateway_events_in_total", "counter", "Events read from the journal.", stats.events_in),
-        ("gateway_deliveries_total", "counter", "Events queued to subscribers.", stats.deliveries),
+        ("gateway_events_in_total", "counter", "Events read from the journal.", counted.events_in),
+        ("gateway_deliveries_total", "counter", "Events queued to subscribers.", counted.deliveries),
         (
             "gateway_bytes_out_total",
             "counter",
             "Bytes written to SSE streams.",
-            stats.bytes_out,
+            counted.bytes_out,
         ),
         (
             "gateway_slow_consumers_closed_total",
             "counter",
             "Subscribers closed for falling behind.",
-            stats.slow_consumers_closed,
+            counted.slow_consumers_closed,
         ),
-        ("gateway_listener_connected", "gauge", "1 while the LISTEN connection is up.", int(listener.connected)),
-        ("gateway_listener_reconnects_total", "counter", "Times the LISTEN connection was lost.", listener.reconnects),
+        ("gateway_listener_connected", "gauge", "1 while the LISTEN connection is up.", int(counted.listener_up)),
+        (
+            "gateway_listener_reconnects_total",
+            "counter",
+            "Times the LISTEN connection was lost.",
+            counted.listener_reconnects,
+        ),
         (
             "gateway_listener_polling",
             "gauge",
             "1 while the listener polls the journal (writers skip NOTIFY), 0 while it sleeps.",
-            int(listener.mode is Mode.POLLING),
+            int(counted.wake_mode is Mode.POLLING),
         ),
         ("gateway_journal_position", "gauge", "Highest journal id the listener delivered.", stats.position),
         (
@@ -121,7 +156,7 @@ async def metrics(request: web.Request) -> web.Response:
     for name, kind, help_text, value in rows:
         if value is not None:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-    lines += request.app[METRICS].latency_lines()
+    lines += counted.latency_lines()
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
 
 

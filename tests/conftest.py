@@ -21,7 +21,7 @@ from aiohttp import web
 from gateway.app import create_app, create_runner
 from gateway.config import Settings
 from gateway.db import DEMO_TABLE
-from gateway.state import HUB, LISTENER
+from gateway.state import HUB, LISTENER, METRICS
 
 from .sse_client import MARKER_KEY, SSEClient
 
@@ -105,6 +105,11 @@ class RunningGateway:
     @property
     def listener(self):  # type: ignore[no-untyped-def]
         return self.app[LISTENER]
+
+    @property
+    def metrics(self):  # type: ignore[no-untyped-def]
+        """What the hub and the listener reported (gateway.metrics.Metrics)."""
+        return self.app[METRICS]
 
     async def sql(self, query: str, params: object = None) -> list[tuple[object, ...]]:
         return await run_sql(self.dsn, query, params)

@@ -52,7 +52,7 @@ async def test_listener_killed_mid_stream_loses_and_repeats_nothing(gateway: Run
         assert titles(events) == expected
         await client.nothing_more()
     await until(
-        lambda: gateway.listener.reconnects >= 1, what="the listener noticed the kill"
+        lambda: gateway.metrics.listener_reconnects >= 1, what="the listener noticed the kill"
     )  # maybe after the last event
     for client in clients:
         await client.close()

@@ -8,11 +8,24 @@ write buffer size, or -1 once the connection is closing).
 from __future__ import annotations
 
 from gateway.ending import EndReason
-from gateway.hub import CLIENT_GONE, SLOW_CONSUMER, Hub, Subscriber
+from gateway.hub import CLIENT_GONE, SLOW_CONSUMER, Subscriber
+from gateway.hub import Hub as BareHub
 from gateway.journal import Event, Snapshot
+from gateway.metrics import Metrics
 from gateway.sse import encode_event
 
 BIG = 1 << 20
+
+
+class Hub(BareHub):
+    """A hub handed a recording collaborator, as the app hands it one: ``counted`` is
+    what it reported (events read, deliveries, bytes sent, slow consumers closed)."""
+
+    def __init__(self, buffer_bound: int) -> None:
+        self.counted = Metrics()
+        super().__init__(buffer_bound, self.counted)
+
+
 HEARTBEAT = b": heartbeat\n\n"
 
 
@@ -121,7 +134,7 @@ async def test_event_matching_two_topics_of_one_subscriber_is_written_once() -> 
     hub.publish([event])
 
     assert sink.writes == [wire(event)]
-    assert hub.statistics().deliveries == 1
+    assert hub.counted.deliveries == 1
 
 
 async def test_statistics_count_events_deliveries_bytes_topics_and_subscribers() -> None:
@@ -133,12 +146,12 @@ async def test_statistics_count_events_deliveries_bytes_topics_and_subscribers()
     hub.publish([todo(1, pk="1"), todo(2, pk="2"), published(3, "nobody")])
 
     stats = hub.statistics()
-    assert (stats.subscribers, stats.topics, stats.events_in) == (3, 3, 3)
-    assert stats.deliveries == 4  # event 1 to both todos subscribers, event 2 to both
+    assert (stats.subscribers, stats.topics, hub.counted.events_in) == (3, 3, 3)
+    assert hub.counted.deliveries == 4  # event 1 to both todos subscribers, event 2 to both
     assert stats.position == 3
     assert chat.writes == []
     page_bytes = len(wire(todo(1, pk="1"), todo(2, pk="2")))
-    assert stats.bytes_out == len(table.received) + len(both.received) == 2 * page_bytes
+    assert hub.counted.bytes_out == len(table.received) + len(both.received) == 2 * page_bytes
 
 
 async def test_position_tracks_highest_event_id_and_new_subscriber_starts_there() -> None:
@@ -222,11 +235,11 @@ async def test_nothing_is_written_before_attach_and_queued_events_go_first_at_at
     hub.publish(early[1:])
 
     assert sub.buffered_bytes == len(wire(*early))
-    assert hub.statistics().bytes_out == 0  # nothing has gone anywhere yet
+    assert hub.counted.bytes_out == 0  # nothing has gone anywhere yet
     hub.attach(sub, sink)
     assert sink.writes == [wire(*early)]  # one write at attach
     assert sub.buffered_bytes == 0
-    assert hub.statistics().bytes_out == len(wire(*early))
+    assert hub.counted.bytes_out == len(wire(*early))
 
     later = published(3, "chat")
     hub.publish([later])
@@ -254,7 +267,7 @@ async def test_multi_topic_subscriber_gets_interleaved_page_in_order_without_dup
     hub.publish([chat1, todo2, chat3, todo4, notes5, todo6, chat7])
 
     assert sink.writes == [wire(chat1, todo2, chat3, todo4, todo6, chat7)]
-    assert hub.statistics().deliveries == 6
+    assert hub.counted.deliveries == 6
 
 
 # Slow consumers
@@ -275,7 +288,7 @@ async def test_slow_consumer_is_closed_aborted_removed_and_counted() -> None:
     assert slow.closed_reason is SLOW_CONSUMER
     assert slow_abort.calls == 1
     stats = hub.statistics()
-    assert stats.slow_consumers_closed == 1
+    assert hub.counted.slow_consumers_closed == 1
     assert stats.subscribers == 4
     for _, sink, abort in fast:
         assert sink.writes == [wire(*page)]
@@ -290,7 +303,7 @@ async def test_slow_consumer_is_closed_aborted_removed_and_counted() -> None:
     for _, sink, _ in fast:
         assert sink.writes == [wire(*page), wire(later)]
     assert multi_sink.writes == [wire(*page), wire(later)]
-    assert hub.statistics().slow_consumers_closed == 1
+    assert hub.counted.slow_consumers_closed == 1
     assert not any(sub.closed_reason is SLOW_CONSUMER for sub, _, _ in fast)
 
 
@@ -307,7 +320,7 @@ async def test_backlog_exactly_at_bound_is_not_a_slow_consumer() -> None:
     assert sub.closed_reason is not SLOW_CONSUMER
     assert abort.calls == 0
     assert sink.writes == [wire(e) for e in events]
-    assert hub.statistics().slow_consumers_closed == 0
+    assert hub.counted.slow_consumers_closed == 0
     assert hub.statistics().subscribers == 1
 
 
@@ -327,12 +340,12 @@ async def test_queue_over_bound_before_attach_is_a_slow_consumer() -> None:
     assert sub.closed_reason is SLOW_CONSUMER
     assert abort.calls == 1
     stats = hub.statistics()
-    assert stats.slow_consumers_closed == 1
+    assert hub.counted.slow_consumers_closed == 1
     assert (stats.subscribers, stats.topics) == (0, 0)
     sink = FakeSink()
     hub.attach(sub, sink)
     assert sink.writes == []
-    assert hub.statistics().slow_consumers_closed == 1
+    assert hub.counted.slow_consumers_closed == 1
 
 
 async def test_held_subscriber_whose_held_events_pass_the_bound_is_a_slow_consumer() -> None:
@@ -351,7 +364,7 @@ async def test_held_subscriber_whose_held_events_pass_the_bound_is_a_slow_consum
     assert held.closed_reason is SLOW_CONSUMER
     assert abort.calls == 1
     stats = hub.statistics()
-    assert stats.slow_consumers_closed == 1
+    assert hub.counted.slow_consumers_closed == 1
     assert (stats.subscribers, stats.topics) == (0, 0)
     held.go_live(Snapshot.parse("100:100:"))
     sink = FakeSink()
@@ -370,7 +383,7 @@ async def test_sink_reporting_a_closing_connection_closes_subscriber_as_client_g
     assert gone.closed_reason == CLIENT_GONE
     assert gone.closed_reason is not SLOW_CONSUMER
     stats = hub.statistics()
-    assert stats.slow_consumers_closed == 0
+    assert hub.counted.slow_consumers_closed == 0
     assert stats.subscribers == 1
     hub.publish([published(2, "chat")])
     assert gone_sink.writes == [wire(first)]
@@ -387,7 +400,7 @@ async def test_sink_reporting_a_closing_connection_at_attach_closes_subscriber_a
     assert sub.closed_reason == CLIENT_GONE
     assert sub.closed_reason is not SLOW_CONSUMER
     stats = hub.statistics()
-    assert (stats.subscribers, stats.topics, stats.slow_consumers_closed) == (0, 0, 0)
+    assert (stats.subscribers, stats.topics, hub.counted.slow_consumers_closed) == (0, 0, 0)
 
 
 async def test_subscriber_closed_by_its_handler_gets_no_more_writes_and_leaves_the_hub() -> None:
@@ -402,7 +415,7 @@ async def test_subscriber_closed_by_its_handler_gets_no_more_writes_and_leaves_t
     assert sub.closed_reason is not SLOW_CONSUMER
     assert abort.calls == 0
     stats = hub.statistics()
-    assert (stats.subscribers, stats.slow_consumers_closed) == (0, 0)
+    assert (stats.subscribers, hub.counted.slow_consumers_closed) == (0, 0)
 
 
 async def test_held_subscriber_closed_for_another_reason_is_not_made_a_slow_consumer() -> None:
@@ -416,7 +429,7 @@ async def test_held_subscriber_closed_for_another_reason_is_not_made_a_slow_cons
     assert held.closed_reason == EndReason.TOKEN_EXPIRED
     assert held.closed_reason is not SLOW_CONSUMER
     assert abort.calls == 0
-    assert hub.statistics().slow_consumers_closed == 0
+    assert hub.counted.slow_consumers_closed == 0
 
 
 # Broadcast
@@ -438,7 +451,7 @@ async def test_broadcast_writes_to_live_subscribers_only_not_held_ones() -> None
     assert two.writes == [HEARTBEAT]
     assert one.writes[0] is HEARTBEAT and two.writes[0] is HEARTBEAT
     assert attached_held_sink.writes == []
-    assert hub.statistics().bytes_out == 2 * len(HEARTBEAT)
+    assert hub.counted.bytes_out == 2 * len(HEARTBEAT)
     held.go_live(Snapshot.parse("100:100:"))
     hub.attach(held, held_sink)
     assert held_sink.writes == []  # the heartbeat was not queued for it either
@@ -458,7 +471,7 @@ async def test_broadcast_closes_a_subscriber_whose_backlog_passes_the_bound() ->
     assert full.closed_reason is SLOW_CONSUMER
     assert abort.calls == 1
     stats = hub.statistics()
-    assert (stats.subscribers, stats.slow_consumers_closed) == (1, 1)
+    assert (stats.subscribers, hub.counted.slow_consumers_closed) == (1, 1)
     hub.broadcast(HEARTBEAT)
     assert full_sink.writes == [HEARTBEAT]
     assert ok_sink.writes == [HEARTBEAT, HEARTBEAT]
@@ -604,7 +617,7 @@ async def test_close_all_closes_every_subscriber_with_the_reason_and_empties_the
         assert sub.closed_reason is not SLOW_CONSUMER
     stats = hub.statistics()
     assert (stats.subscribers, stats.topics) == (0, 0)
-    assert stats.slow_consumers_closed == 0
+    assert hub.counted.slow_consumers_closed == 0
     hub.publish([published(1, "a")])
     hub.broadcast(HEARTBEAT)
     assert first_sink.writes == [] and third_sink.writes == []
@@ -661,7 +674,7 @@ async def test_a_closed_subscriber_stays_until_its_owner_unsubscribes_it_once() 
     hub.unsubscribe(slow)
     hub.unsubscribe(slow)
     stats = hub.statistics()
-    assert (stats.subscribers, stats.topics, stats.slow_consumers_closed) == (0, 0, 1)
+    assert (stats.subscribers, stats.topics, hub.counted.slow_consumers_closed) == (0, 0, 1)
 
 
 async def test_subscribers_not_yet_live_overflowing_in_one_page_are_closed_after_the_walk() -> None:
@@ -677,16 +690,16 @@ async def test_subscribers_not_yet_live_overflowing_in_one_page_are_closed_after
     assert [end.reasons for _, end in waiting] == [[SLOW_CONSUMER]] * 3
     assert sink.writes == [wire(*page)]
     stats = hub.statistics()
-    assert (stats.subscribers, stats.slow_consumers_closed) == (1, 3)
+    assert (stats.subscribers, hub.counted.slow_consumers_closed) == (1, 3)
 
 
 def test_bytes_out_counts_replayed_and_live_bytes_in_one_counter() -> None:
     """A stream's replay is written by the stream, its live pages by the hub: one total."""
     hub = Hub(buffer_bound=1 << 20)
     hub.count_sent(123)  # what a resuming stream replayed itself
-    assert hub.statistics().bytes_out == 123
+    assert hub.counted.bytes_out == 123
     hub.broadcast(HEARTBEAT)  # nobody subscribed: nothing more went out
-    assert hub.statistics().bytes_out == 123
+    assert hub.counted.bytes_out == 123
 
 
 async def test_statistics_add_up_over_pages_attaches_and_slow_consumers() -> None:
@@ -704,18 +717,17 @@ async def test_statistics_add_up_over_pages_attaches_and_slow_consumers() -> Non
         hub.publish([published(5, "slow")])
         assert abort.calls == 1
 
-    stats = hub.statistics()
-    assert stats.events_in == 6 and stats.deliveries == 1 + 2 * 2 + 1 + 2
-    assert stats.slow_consumers_closed == 2
+    assert hub.counted.events_in == 6 and hub.counted.deliveries == 1 + 2 * 2 + 1 + 2
+    assert hub.counted.slow_consumers_closed == 2
     written = len(sink.received) + len(other.received) + 2 * len(wire(published(5, "slow")))
-    assert stats.bytes_out == written
+    assert hub.counted.bytes_out == written
 
 
 async def test_bytes_for_a_closing_connection_are_not_counted_as_sent() -> None:
     hub = Hub(BIG)
     live(hub, ["chat"], backlog=-1)
     hub.publish([published(1, "chat")])
-    assert hub.statistics().bytes_out == 0
+    assert hub.counted.bytes_out == 0
 
 
 async def test_a_closed_subscriber_holds_no_bytes() -> None:

@@ -10,6 +10,7 @@ from gateway.db import apply_schema, create_pool
 from gateway.hub import Hub
 from gateway.journal import PAGE_ROWS, Event, Snapshot
 from gateway.listener import BUSY_POLL_MAX, WAKE_LOCK, Listener
+from gateway.metrics import Metrics
 
 from .conftest import RunningGateway, run_sql, start_gateway
 from .test_e2e_delivery import titles
@@ -38,7 +39,8 @@ async def test_read_broken_off_mid_page_is_finished_without_duplicates(database:
     pool.close()
     await pool.wait_closed()
     hub = DropsOnce()
-    listener = Listener(database, hub, check_interval=0.2)
+    counted = Metrics()
+    listener = Listener(database, hub, check_interval=0.2, counters=counted)
     task = asyncio.create_task(listener.run())
     await listener.wait_started()
     rows = PAGE_ROWS * 3 + 17
@@ -54,7 +56,7 @@ async def test_read_broken_off_mid_page_is_finished_without_duplicates(database:
     # Page 2 failed before it reached the hub; the retry finished the read from after
     # page 1: every row once, in order (re-reading from the old snapshot would repeat page 1).
     assert hub.ids == journal
-    assert listener.reconnects == 1
+    assert counted.listener_reconnects == 1
 
 
 async def test_listener_starts_and_ends_its_own_task(database: str) -> None:
@@ -179,7 +181,7 @@ async def test_listener_sleeping_on_another_gateways_lock_is_woken(database: str
         await run_sql(database, "INSERT INTO todos (title) VALUES ('after the holder died')")
         for client in (a, b):
             assert titles([await client.next(timeout=5)]) == ["after the holder died"]
-        assert holder.listener.reconnects == 1
+        assert holder.metrics.listener_reconnects == 1
         await a.close()
         await b.close()
 
