@@ -44,8 +44,7 @@ class Code(Enum):
     BAD_CURSOR = (400, "`Last-Event-ID` or `?lastEventId=` is not an event id")
     BAD_ARGUMENTS = (
         400,
-        "an `/api/rpc` call names an argument the function does not have, leaves out one without a default, "
-        "or sends a body that is not a JSON object",
+        "an `/api/rpc` call names an argument the function does not have, or leaves out one without a default",
     )
     # Auth.
     UNAUTHORIZED = (401, "auth is on and the token is missing, invalid or expired")

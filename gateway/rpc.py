@@ -140,7 +140,7 @@ async def _post_call(
         value = text if argument.keeps_text else to_param(argument, body)
         return function, [(argument, value)], not argument.name
     if not isinstance(body, dict):
-        raise ApiError(Code.BAD_ARGUMENTS, "the body must be a JSON object of argument: value")
+        raise ApiError(Code.BAD_JSON, "the body must be a JSON object of argument: value")
     function = _choose(name, overloads, frozenset(body))
     texts = member_texts(text) if any(_argument(function, n).keeps_text for n in body) else {}
     values = []
@@ -185,9 +185,9 @@ async def call_function(request: web.Request) -> web.Response:
         extra = sorted(k for k in request.query if k != TOKEN_PARAM)
         if extra:
             raise ApiError(
-                Code.BAD_ARGUMENTS,
-                f"a POST to /api/rpc takes its arguments in the body; query parameters ({', '.join(extra)}) "
-                "are not supported",
+                Code.PARSE_ERROR,
+                f"a POST to /api/rpc takes its arguments in the body; filters, select and order on its "
+                f"result are not supported yet (got {', '.join(extra)})",
             )
         function, values, positional = await _post_call(request, name, overloads)
     query, params = _call(function, values, positional)
