@@ -45,6 +45,9 @@ class Function:
     variadic: bool  # the last argument is VARIADIC
     volatile: bool  # neither STABLE nor IMMUTABLE: only POST may call it
     returns: Returns
+    # The columns of each row it returns (Returns.ROW and ROWS), for the OpenAPI
+    # document and for filters, select and order on its result: not read yet.
+    result: dict[str, Column]
 
     @property
     def required(self) -> frozenset[str]:
@@ -81,24 +84,57 @@ SELECT p.oid, n.nspname, p.proname, p.provolatile, p.proretset, rt.typname, rt.t
  ORDER BY p.oid
 """
 
-# An overload's input arguments in order, each with what literals.py needs of its type.
-_ARGUMENTS = f"""
-SELECT coalesce(a.name, ''), a.mode, format_type(a.type, NULL), t.typname, b.typname, b.typcategory,
+# Named, typed fields in order, each with what literals.py needs of its type: from
+# {source}, a query of (name, type oid, ord, mode) rows.
+_FIELDS = f"""
+SELECT coalesce(f.name, ''), f.mode, format_type(f.type, NULL), t.typname, b.typname, b.typcategory,
        e.typname, coalesce(el.typdelim, ',')
-  FROM pg_proc p
- CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]),
-                           coalesce(p.proargmodes::text[], array_fill('i'::text, ARRAY[p.pronargs])),
-                           coalesce(p.proargnames, array_fill(NULL::text, ARRAY[p.pronargs])))
-       WITH ORDINALITY AS a(type, mode, name, ord)
-  JOIN pg_type t ON t.oid = a.type
+  FROM ({{source}}) AS f(name, type, ord, mode)
+  JOIN pg_type t ON t.oid = f.type
  CROSS JOIN LATERAL ({BASE_TYPE.format("t")}) AS bt
   JOIN pg_type b ON b.oid = bt.oid
   LEFT JOIN pg_type el ON el.oid = b.typelem AND b.typcategory = 'A'
   LEFT JOIN LATERAL ({BASE_TYPE.format("el")}) AS et ON true
   LEFT JOIN pg_type e ON e.oid = et.oid
- WHERE p.oid = %(oid)s AND a.mode IN ('i', 'b', 'v')
- ORDER BY a.ord
+ ORDER BY f.ord
 """
+# Every argument of an overload, with its mode.
+_ARGUMENTS = _FIELDS.format(
+    source="""
+SELECT a.name, a.type, a.ord, a.mode
+  FROM pg_proc p
+ CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]),
+                           coalesce(p.proargmodes::text[], array_fill('i'::text, ARRAY[p.pronargs])),
+                           coalesce(p.proargnames, array_fill(NULL::text, ARRAY[p.pronargs])))
+       WITH ORDINALITY AS a(type, mode, name, ord)
+ WHERE p.oid = %(oid)s"""
+)
+# The columns of the row type an overload returns (a table's, or a composite type's).
+_ROW_COLUMNS = _FIELDS.format(
+    source="""
+SELECT a.attname::text, a.atttypid, a.attnum, 'o'
+  FROM pg_proc p JOIN pg_type rt ON rt.oid = p.prorettype JOIN pg_attribute a ON a.attrelid = rt.typrelid
+ WHERE p.oid = %(oid)s AND a.attnum > 0 AND NOT a.attisdropped"""
+)
+_INPUT = ("i", "b", "v")
+_OUTPUT = ("o", "b", "t")
+
+
+def _field(name: str, type_sql: str, typname: str, base: str, category: str, element: str, delimiter: str) -> Column:
+    return Column(
+        name=name,
+        type_sql=type_sql,
+        type_name=typname,
+        is_json=base in _JSON_TYPES,
+        keeps_text=base == "json",
+        is_array=category == "A",
+        json_elements=element in _JSON_TYPES,
+        delimiter=delimiter,
+        is_composite=category == "C",
+        not_null=False,
+        has_default=False,
+        generated=False,
+    )
 
 
 class UnknownFunction(ConfigError):
@@ -114,26 +150,17 @@ async def load_function(cur: Any, name: str) -> tuple[Function, ...]:
         await cur.fetchall()
     ):
         await cur.execute(_ARGUMENTS, {"oid": oid})
-        arguments = []
-        modes = []
-        for argname, mode, type_sql, typname, base, category, element, delimiter in await cur.fetchall():
-            modes.append(mode)
-            arguments.append(
-                Column(
-                    name=argname,
-                    type_sql=type_sql,
-                    type_name=typname,
-                    is_json=base in _JSON_TYPES,
-                    keeps_text=base == "json",
-                    is_array=category == "A",
-                    json_elements=element in _JSON_TYPES,
-                    delimiter=delimiter,
-                    is_composite=category == "C",
-                    not_null=False,
-                    has_default=False,
-                    generated=False,
-                )
-            )
+        fields = [(mode, _field(field, *rest)) for field, mode, *rest in await cur.fetchall()]
+        arguments = [column for mode, column in fields if mode in _INPUT]
+        modes = [mode for mode, _ in fields if mode in _INPUT]
+        returns = _returns(retset, rettype, rettyptype, has_out)
+        if rettyptype == "c":
+            await cur.execute(_ROW_COLUMNS, {"oid": oid})
+            result = [_field(field, *rest) for field, _mode, *rest in await cur.fetchall()]
+        elif returns in (Returns.ROW, Returns.ROWS):
+            result = [column for mode, column in fields if mode in _OUTPUT]
+        else:
+            result = []
         overloads.append(
             Function(
                 ident=Identifier(nspname, proname),
@@ -142,7 +169,8 @@ async def load_function(cur: Any, name: str) -> tuple[Function, ...]:
                 defaults=ndefaults,
                 variadic=bool(modes) and modes[-1] == "v",
                 volatile=volatility == "v",
-                returns=_returns(retset, rettype, rettyptype, has_out),
+                returns=returns,
+                result={column.name: column for column in result},
             )
         )
     if not overloads:

@@ -88,7 +88,7 @@ def _role_error(grant: Grant, exc: psycopg2.Error) -> Exception:
             f"the token's role {grant.role!r} is not a database role",
             headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'},
         )
-    if exc.pgcode == "42501":  # permission denied to set role "x"
+    if exc.pgcode == "42501" and "set role" in message:  # permission denied to set role "x"
         return ApiError(
             Code.INSUFFICIENT_PRIVILEGE,
             f"{message}: the gateway's database user is not a member of it",

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from gateway.codes import Code
+from gateway.functions import Returns
+from gateway.state import FUNCTIONS
 
 from .conftest import RunningGateway, run_sql, start_gateway
 
-FUNCTIONS = """
+DEFINITIONS = """
 CREATE FUNCTION add(a int, b int DEFAULT 1) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a + b';
 CREATE FUNCTION squares(n int) RETURNS SETOF int LANGUAGE sql IMMUTABLE
     AS 'SELECT g * g FROM generate_series(1, n) AS g';
@@ -53,7 +55,7 @@ RPC = (
 
 @pytest.fixture
 async def gw(database: str) -> AsyncIterator[RunningGateway]:
-    await run_sql(database, FUNCTIONS)
+    await run_sql(database, DEFINITIONS)
     async with start_gateway(database, rpc=RPC) as running:
         yield running
 
@@ -174,3 +176,20 @@ async def test_a_missing_function_stops_the_start_with_its_name(database: str) -
     with pytest.raises(ConfigError, match="'nope'"):
         async with start_gateway(database, rpc=("nope",)):
             pass
+
+
+async def test_the_catalog_has_each_functions_arguments_and_result_columns(gw: RunningGateway) -> None:
+    functions = gw.app[FUNCTIONS]
+    (add,) = functions["add"]
+    assert [(a.name, a.type_sql) for a in add.arguments] == [("a", "integer"), ("b", "integer")]
+    assert (add.required, add.returns, add.result) == (frozenset({"a"}), Returns.SCALAR, {})
+    (stats,) = functions["stats"]
+    assert [(c.name, c.type_sql) for c in stats.result.values()] == [("total", "bigint"), ("finished", "bigint")]
+    assert (stats.returns, stats.arguments) == (Returns.ROWS, ())
+    (add_todo,) = functions["add_todo"]
+    assert add_todo.returns is Returns.ROW and list(add_todo.result)[:3] == ["id", "title", "done"]
+    (total,) = functions["total"]
+    assert total.variadic and total.arguments[0].is_array
+    (echo,) = functions["echo"]
+    assert echo.arguments[0].keeps_text and not functions["whole"][0].arguments[0].name
+    assert len(functions["pick"]) == 2
