@@ -11,6 +11,7 @@ import pytest
 from gateway.state import CATALOG_LISTENERS, RELOADER, TABLES
 
 from .conftest import RunningGateway, run_sql, start_gateway
+from .test_e2e_delivery import _kill_listener
 from .test_e2e_process import gateway_process
 from .waiting import until
 
@@ -70,3 +71,11 @@ async def test_sighup_reloads_the_catalog_of_a_running_process(database: str) ->
         proc.send_signal(signal.SIGHUP)
         await until(post_note, what="a POST naming the new column succeeds after SIGHUP")
         assert proc.returncode is None  # SIGHUP did not end it
+
+
+async def test_a_reload_asked_while_the_listener_was_down_is_not_lost(gateway: RunningGateway) -> None:
+    reloader = gateway.app[RELOADER]
+    await gateway.sql("ALTER TABLE todos ADD COLUMN note text")  # changed; no NOTIFY reached the gateway
+    assert await _kill_listener(gateway) == 1
+    await until(lambda: reloader.reloads >= 1, what="the listener reloads the catalog after it reconnects")
+    assert "note" in gateway.app[TABLES]["todos"].columns
