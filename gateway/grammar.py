@@ -226,7 +226,11 @@ def parse_query(params: Sequence[tuple[str, str]]) -> Query:
 def parse_filter(key: str, value: str) -> Filter:
     """One filter parameter: ``("id", "not.eq.3")``, ``("or", "(a.eq.1,b.is.null)")``."""
     if key in RESERVED and key not in _LOGIC_KEYS:
-        raise GrammarError(f"'{key}' is a reserved parameter, not a filter", hint=f"and=({key}.eq.value)")
+        raise GrammarError(
+            f"'{key}' is a reserved parameter, not a filter",
+            f"{', '.join(sorted(_SHAPE_KEYS))} shape the answer; a filter is column=operator.value",
+            f"a column named {key} is filtered as and=({key}.eq.value)",
+        )
     return _filter(key, value)
 
 
@@ -246,11 +250,16 @@ def parse_filters(text: str) -> tuple[Filter, ...]:
 
 def parse_select(text: str) -> tuple[SelectItem, ...]:
     """``select=*,id,alias:col,col::text,alias:data->>x::int``; ``""`` is no column."""
+    if text == "*":
+        return _ALL  # what every postgrest-js read sends
     return _run(_Scanner(text), f"failed to parse select parameter ({text})", _Scanner.select)
 
 
 def parse_order(text: str) -> tuple[OrderTerm, ...]:
     """``order=col.desc.nullslast,col2,data->a.asc``."""
+    name, dot, suffix = text.partition(".")
+    if (way := _ORDER_WAYS.get(dot + suffix)) is not None and _SIMPLE_NAME.fullmatch(name):
+        return (OrderTerm(Field(name), *way),)  # one plain column, the common case
     return _run(_Scanner(text), f"failed to parse order ({text})", _Scanner.order)
 
 
@@ -268,7 +277,20 @@ _OPERATOR_LIST = ", ".join(_OPERATORS)
 _SIMPLE_NAME = re.compile(r"[A-Za-z0-9_$]+")
 _UP_TO_COMMA_OR_PAREN = re.compile(r"[^,)]*")
 _INT4 = 2**31 - 1
+_MAX_DEPTH = 64
 _STAR = SelectItem(None)
+_ALL = (_STAR,)
+_ORDER_WAYS: dict[str, tuple[bool, Literal["first", "last"] | None]] = {
+    "": (False, None),
+    ".asc": (False, None),
+    ".desc": (True, None),
+    ".nullsfirst": (False, "first"),
+    ".nullslast": (False, "last"),
+    ".asc.nullsfirst": (False, "first"),
+    ".asc.nullslast": (False, "last"),
+    ".desc.nullsfirst": (True, "first"),
+    ".desc.nullslast": (True, "last"),
+}
 
 # Parsec's words for what it expected, so details read as PostgREST's do.
 _FIELD_NAME = "field name (* or [a..z0..9_$])"
@@ -291,6 +313,8 @@ def _filter(key: str, value: str) -> Filter:
         word, dot, rest = value.partition(".")
         if dot and (op := _LITERAL_OPERATORS.get(word)) is not None:
             return Condition(field, op, rest)  # the common case, ``id=eq.3``
+        if word == "is" and dot and rest.isascii() and (is_value := _IS_VALUES.get(rest.lower())) is not None:
+            return Condition(field, Operator.IS, is_value)
     else:
         field = _run(_Scanner(key, key, value), f"failed to parse tree path ({key})", _Scanner.filter_key)
     scanner = _Scanner(value, key, value)
@@ -354,11 +378,12 @@ def _ident(c: str) -> bool:
 class _Scanner:
     """One string and a position: the pieces of PostgREST's grammar as methods."""
 
-    __slots__ = ("i", "key", "n", "s", "value")
+    __slots__ = ("depth", "i", "key", "n", "s", "value")
 
     def __init__(self, s: str, key: str = "", value: str = "") -> None:
         self.s, self.i, self.n = s, 0, len(s)
         self.key, self.value = key, value  # for hints
+        self.depth = 0  # of logic trees, bounded: a parser's recursion is not a client's to spend
 
     def fail(self, *expecting: str, pos: int | None = None, found: str | None = None, hint: str | None = None) -> _Fail:
         return _Fail(self.i if pos is None else pos, expecting, found, hint)
@@ -509,7 +534,7 @@ class _Scanner:
         op = _OPERATORS.get(word)
         if op is None:
             expecting = ("operator (eq, gt, ...)",) if negated else ('"not"', "operator (eq, gt, ...)")
-            raise self.fail(*expecting, pos=start, hint=self.operator_hint(word, s[start:], in_logic))
+            raise self.fail(*expecting, pos=start, hint=self.operator_hint(s[start:], in_logic))
         self.i = j
         quantifier: Literal["any", "all"] | None = None
         language = None
@@ -629,7 +654,8 @@ class _Scanner:
 
     def top_logic(self) -> Logic:
         tree = self.logic()
-        self.end()
+        if self.i < self.n:  # PostgREST ignores it; a stray ")" more likely means a misplaced one
+            raise self.fail(_END, hint=f"{self.key}=(...) ends at its closing parenthesis; count the parentheses")
         return tree
 
     def logic(self) -> Logic:
@@ -652,6 +678,9 @@ class _Scanner:
             )
             fail.consumed = negated or miss
             raise fail
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise self.refuse(self.i, f"logic trees nest at most {_MAX_DEPTH} deep", "write the condition flatter")
         try:
             self.ws()
             if not self.at("("):
@@ -672,6 +701,7 @@ class _Scanner:
         except _Fail as fail:
             fail.consumed = True
             raise
+        self.depth -= 1
         return Logic(conjunction, tuple(children), negated)
 
     def logic_item(self) -> Filter:
@@ -696,13 +726,14 @@ class _Scanner:
                     as_condition.hint = as_condition.hint or self.logic_hint()
                 raise as_condition from None
 
-    def operator_hint(self, word: str, text: str, in_logic: bool) -> str:
+    def operator_hint(self, text: str, in_logic: bool) -> str:
         """A bare value (``?col=value``) gets ``col=eq.value``; a word in an operator's
-        place (``?col=eqq.3``) the closest operator."""
-        rest = text[len(word) :]
-        close = difflib.get_close_matches(word, _OPERATORS, 1) if word and rest[:1] in (".", "(") else []
-        if in_logic:
+        place (``?col=eqq.3``, ``?col=EQ.3``) the closest operator."""
+        if in_logic:  # often a discarded try (``not.and(`` read as a column first): kept cheap
             return f"{self.logic_hint()} (operators: {_OPERATOR_LIST}; not. negates)"
+        word = text[: next((i for i, ch in enumerate(text) if not ch.isalpha()), len(text))]
+        rest = text[len(word) :]
+        close = difflib.get_close_matches(word.lower(), _OPERATORS, 1) if word and rest[:1] in (".", "(") else []
         if close:
             return f"did you mean {self.key}={close[0]}{rest}? (operators: {_OPERATOR_LIST}; not. negates)"
         return f"{self.key}=eq.{self.value} (a filter is column=operator.value; operators: {_OPERATOR_LIST})"
