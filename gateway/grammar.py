@@ -268,8 +268,10 @@ _SHAPE_KEYS = RESERVED - _LOGIC_KEYS
 _OPERATORS = {op.value: op for op in Operator}
 # Operators whose value is the rest of the parameter: ``id=eq.3`` needs no scanner.
 _LITERAL_OPERATORS = {name: op for name, op in _OPERATORS.items() if op not in (Operator.IN, Operator.IS)}
-_QUANTIFIABLE = frozenset({Operator.EQ, Operator.GT, Operator.GTE, Operator.LT, Operator.LTE}) | frozenset(
-    {Operator.LIKE, Operator.ILIKE, Operator.MATCH, Operator.IMATCH}
+# ``eq(any).{a,b}``: the operators PostgREST lets ``any``/``all`` modify.
+_QUANTIFIABLE = frozenset(
+    {Operator.EQ, Operator.GT, Operator.GTE, Operator.LT, Operator.LTE}
+    | {Operator.LIKE, Operator.ILIKE, Operator.MATCH, Operator.IMATCH}
 )
 _TEXT_SEARCH = frozenset({Operator.FTS, Operator.PLFTS, Operator.PHFTS, Operator.WFTS})
 _IS_VALUES = {value.value: value for value in IsValue}
@@ -317,21 +319,21 @@ def _filter(key: str, value: str) -> Filter:
             return Condition(field, Operator.IS, is_value)
     else:
         field = _run(_Scanner(key, key, value), f"failed to parse tree path ({key})", _Scanner.filter_key)
-    scanner = _Scanner(value, key, value)
-    return _run(scanner, f"failed to parse filter ({value})", lambda scanner: scanner.condition(field, in_logic=False))
+    return _run(_Scanner(value, key, value), f"failed to parse filter ({value})", lambda it: it.condition(field, False))
 
 
 def _count(name: str, value: str) -> int:
     """``limit``/``offset``: digits (at most 18, so the number fits a bigint)."""
-    if value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    at = next((i for i, c in enumerate(value) if not "0" <= c <= "9"), len(value))
+    hint = f"{name}=20: a number of rows, digits only"
+    if value.isascii() and value.isdigit():
+        if len(value) <= 18:
+            return int(value)
+        message = f'"failed to parse {name} parameter ({value})" (line 1, column 19)'
+        raise GrammarError(message, "unexpected digit: at most 18 digits", hint)
+    at = next(i for i, c in enumerate(value + "$") if not "0" <= c <= "9")
     found = _END if at == len(value) else f'"{value[at]}"'
-    raise GrammarError(
-        f'"failed to parse {name} parameter ({value})" (line 1, column {min(at, 18) + 1})',
-        f"unexpected {found} expecting digit" if at <= 18 else "unexpected digit: at most 18 digits",
-        f"{name}=20: a number of rows, digits only",
-    )
+    message = f'"failed to parse {name} parameter ({value})" (line 1, column {at + 1})'
+    raise GrammarError(message, f"unexpected {found} expecting digit", hint)
 
 
 class _Fail(Exception):
@@ -362,7 +364,9 @@ def _run(scanner: _Scanner, what: str, parse: Callable[[_Scanner], T]) -> T:
         details = fail.details
         if details is None:
             found = fail.found if fail.found is not None else s[pos : pos + 1]
-            quote = "'" if _END in fail.expecting else '"'  # Parsec shows eof's and other misses apart
+            # Parsec quotes the character with ' when end of input was expected (eof's own
+            # message wins), with " when a token or keyword was
+            quote = "'" if _END in fail.expecting else '"'
             shown = f"{quote}{found}{quote}" if found else _END
             wanted = list(dict.fromkeys(fail.expecting))
             listed = wanted[0] if len(wanted) == 1 else ", ".join(wanted[:-1]) + " or " + wanted[-1]
@@ -456,7 +460,7 @@ class _Scanner:
 
     def json_key(self) -> str | int:
         s, n, start = self.s, self.n, self.i
-        j = start + (start < n and s[start] == "-")
+        j = start + 1 if start < n and s[start] == "-" else start  # an index may be negative
         k = j
         while k < n and "0" <= s[k] <= "9":
             k += 1
@@ -803,9 +807,14 @@ class _Scanner:
         the ``)`` that closes its first ``(``."""
         s, depth = self.s, 0
         for i in range(start, self.n):
-            depth += (s[i] == "(") - (s[i] == ")")
-            if (s[i] == "," and depth == 0) or (s[i] == ")" and depth == 0):
-                return s[start : i + (s[i] == ")")]
+            if s[i] == "(":
+                depth += 1
+            elif s[i] == ")":
+                depth -= 1
+                if depth == 0:
+                    return s[start : i + 1]
+            elif s[i] == "," and depth == 0:
+                return s[start:i]
         return s[start:]
 
     def embedding(self, start: int) -> _Fail:
