@@ -132,7 +132,9 @@ class Authenticator:
         token = _token(request)
         if token is None:
             raise _unauthorized(
-                "a token is required: Authorization: Bearer <jwt>, ?access_token= or a cookie", Code.TOKEN_REQUIRED
+                "a token is required",
+                Code.TOKEN_REQUIRED,
+                hint=f"send it as Authorization: Bearer <jwt>, ?{TOKEN_NAME}= or a cookie {TOKEN_NAME}",
             )
         if not token.isascii():  # a raw byte in a header or cookie; PyJWT would fail to encode it (a 500)
             raise _unauthorized("the token is not valid: a JWT is ASCII (base64url parts joined by dots)")
@@ -204,8 +206,8 @@ _CLAIM_ERRORS = (
 )
 
 
-def _unauthorized(message: str, code: Code = Code.UNAUTHORIZED) -> ApiError:
-    return ApiError(code, message, headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'})
+def _unauthorized(message: str, code: Code = Code.UNAUTHORIZED, hint: str | None = None) -> ApiError:
+    return ApiError(code, message, headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'}, hint=hint)
 
 
 def authenticate(request: web.Request) -> None:
