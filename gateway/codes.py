@@ -94,14 +94,22 @@ class Code(Enum):
     DEADLOCK_DETECTED = ("40P01", 500, "Postgres broke a deadlock by ending this statement; retry")
     # Auth.
     TOKEN_REQUIRED = ("PGRST302", 401, "auth is on and the request carries no token")
-    UNAUTHORIZED = ("PGRST301", 401, "auth is on and the token cannot be decoded or its signature is wrong")
+    UNAUTHORIZED = (
+        "PGRST301",
+        401,
+        "the token cannot be decoded or its signature is wrong; or its role is no database role (the body says 22023)",
+    )
     INVALID_CLAIMS = (
         "PGRST303",
         401,
         "the token has expired, is not valid yet, is for another audience, or a claim is malformed",
     )
     FORBIDDEN = ("forbidden", 403, "the token does not grant that topic or write; a CORS preflight from another origin")
-    INSUFFICIENT_PRIVILEGE = ("42501", 403, "the database refused the role (a grant, a row-level security policy)")
+    INSUFFICIENT_PRIVILEGE = (
+        "42501",
+        403,
+        "the database refused the role (a grant, a row-level security policy; also 28*, 0L*, 0P*)",
+    )
     # The path names nothing, or not with that method or representation.
     INVALID_PATH = ("PGRST125", 404, "no such endpoint")
     UNKNOWN_TABLE = ("PGRST205", 404, "the table is not exposed")
@@ -138,7 +146,8 @@ class Code(Enum):
     DATABASE_UNAVAILABLE = (
         "PGRST000",
         503,
-        "the database cannot be reached; or Postgres says it cannot serve now (its SQLSTATE: 08*, 53*, 57P0*)",
+        "the database cannot be reached; or Postgres says it cannot serve now (its SQLSTATE: 08*, 53*, 57P01; "
+        "57P02 and 57P03, where PostgREST answers 500)",
     )
     DATABASE_TIMEOUT = (
         "PGRST003",
