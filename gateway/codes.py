@@ -97,13 +97,14 @@ class Code(Enum):
     UNAUTHORIZED = (
         "PGRST301",
         401,
-        "the token cannot be decoded or its signature is wrong; or its role is no database role (the body says 22023)",
+        "auth is on and the token cannot be decoded or its signature is wrong",
     )
     INVALID_CLAIMS = (
         "PGRST303",
         401,
         "the token has expired, is not valid yet, is for another audience, or a claim is malformed",
     )
+    UNKNOWN_ROLE = ("22023", 401, "the token's `role` claim names no database role")
     FORBIDDEN = ("forbidden", 403, "the token does not grant that topic or write; a CORS preflight from another origin")
     INSUFFICIENT_PRIVILEGE = (
         "42501",
@@ -115,6 +116,13 @@ class Code(Enum):
     UNKNOWN_TABLE = ("PGRST205", 404, "the table is not exposed")
     NOT_FOUND = ("not_found", 404, "`/api/<table>/<pk>` and no row has that key")
     NO_SINGLE_KEY = ("no_single_key", 404, "`/api/<table>/<pk>` on a table without a single-column primary key")
+    UNKNOWN_FUNCTION = ("PGRST202", 404, "`/api/rpc/<function>` names no function of `GATEWAY_RPC`")
+    BAD_ARGUMENTS = (
+        "PGRST202",
+        404,
+        "an `/api/rpc` call names an argument the function does not have, or leaves out one without a default",
+    )
+    AMBIGUOUS_FUNCTION = ("PGRST203", 300, "more than one overload of the function takes the arguments named")
     METHOD_NOT_ALLOWED = ("PGRST117", 405, "wrong method for the path")
     NOT_ACCEPTABLE = ("PGRST107", 406, "the `Accept` header names no media type the gateway can answer with")
     NOT_SINGULAR = (

@@ -158,7 +158,7 @@ def database_error(exc: psycopg2.Error) -> ApiError | None:
     diag = exc.diag
     message = (diag.message_primary or str(exc)).strip()
     if state == "22023" and message.startswith("role") and message.endswith("does not exist"):
-        code = Code.UNAUTHORIZED  # a token's role the database does not have: PostgREST's 401
+        code = Code.UNKNOWN_ROLE  # a token's role the database does not have: PostgREST's 401
     if code is None:
         if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not state:
             return ApiError(Code.DATABASE_UNAVAILABLE, "the database is unreachable; try again shortly")

@@ -121,7 +121,7 @@ def test_every_code_is_postgrests_a_sqlstate_or_a_readable_one_of_ours() -> None
         ("CREATE TEMP TABLE t (a int UNIQUE); INSERT INTO t VALUES (1), (1)", 409, Code.UNIQUE_VIOLATION, "23505"),
         ("CREATE TEMP TABLE t (a int NOT NULL); INSERT INTO t VALUES (NULL)", 400, Code.NOT_NULL_VIOLATION, "23502"),
         ("CREATE TEMP TABLE t (a int CHECK (a > 0)); INSERT INTO t VALUES (0)", 400, Code.CHECK_VIOLATION, "23514"),
-        ("SET ROLE no_such_role_at_all", 401, Code.UNAUTHORIZED, "22023"),  # a token's role: PostgREST's 401
+        ("SET ROLE no_such_role_at_all", 401, Code.UNKNOWN_ROLE, "22023"),  # a token's role: PostgREST's 401
         ("SET ROLE pg_monitor; SELECT rolpassword FROM pg_authid", 403, Code.INSUFFICIENT_PRIVILEGE, "42501"),
     ],
 )
