@@ -31,7 +31,7 @@ from aiohttp import web
 
 from .codes import Code
 from .config import ConfigError
-from .errors import ApiError
+from .errors import CHALLENGE, ApiError
 from .state import AUTHENTICATOR, GRANT
 
 TOKEN_NAME = "access_token"
@@ -207,7 +207,7 @@ _CLAIM_ERRORS = (
 
 
 def _unauthorized(message: str, code: Code = Code.UNAUTHORIZED, hint: str | None = None) -> ApiError:
-    return ApiError(code, message, headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'}, hint=hint)
+    return ApiError(code, message, headers={"WWW-Authenticate": CHALLENGE}, hint=hint)
 
 
 def authenticate(request: web.Request) -> None:
