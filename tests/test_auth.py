@@ -171,7 +171,8 @@ async def secured() -> AsyncIterator[str]:
 
 
 def _token(**claims: object) -> str:
-    return jwt.encode({"exp": time.time() + 60, "sub": "user-1", **claims}, SECRET, algorithm="HS256")
+    # An hour: parametrize builds these when pytest collects, maybe minutes before the test runs.
+    return jwt.encode({"exp": time.time() + 3600, "sub": "user-1", **claims}, SECRET, algorithm="HS256")
 
 
 async def _ask(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, object], dict[str, str]]:
