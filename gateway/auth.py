@@ -39,7 +39,7 @@ from aiohttp import web
 
 from .codes import Code
 from .config import ConfigError
-from .errors import ApiError
+from .errors import CHALLENGE, ApiError
 from .state import AUTHENTICATOR, GRANT
 
 TOKEN_NAME = "access_token"
@@ -141,7 +141,11 @@ class Authenticator:
             return EVERYTHING
         token = _token(request)
         if token is None:
-            raise _unauthorized("a token is required: Authorization: Bearer <jwt>, ?access_token= or a cookie")
+            raise _unauthorized(
+                "a token is required",
+                Code.TOKEN_REQUIRED,
+                hint=f"send it as Authorization: Bearer <jwt>, ?{TOKEN_NAME}= or a cookie {TOKEN_NAME}",
+            )
         if not token.isascii():  # a raw byte in a header or cookie; PyJWT would fail to encode it (a 500)
             raise _unauthorized("the token is not valid: a JWT is ASCII (base64url parts joined by dots)")
         try:
@@ -153,7 +157,9 @@ class Authenticator:
                 options={"require": ["exp"], "verify_aud": self._audience is not None},
             )
         except jwt.ExpiredSignatureError:
-            raise _unauthorized("the token has expired") from None
+            raise _unauthorized("the token has expired", Code.INVALID_CLAIMS) from None
+        except _CLAIM_ERRORS as exc:
+            raise _unauthorized(f"the token is not valid: {exc}", Code.INVALID_CLAIMS) from None
         except jwt.InvalidTokenError as exc:
             raise _unauthorized(f"the token is not valid: {exc}") from None
         return _grant_from(claims)
@@ -163,16 +169,16 @@ def _grant_from(claims: dict[str, Any]) -> Grant:
     topics = claims.get("topics", [])
     write = claims.get("write", False)
     if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
-        raise _unauthorized("the token's 'topics' claim must be a list of topic patterns")
+        raise _unauthorized("the token's 'topics' claim must be a list of topic patterns", Code.INVALID_CLAIMS)
     if isinstance(write, list) and all(isinstance(t, str) for t in write):
         write_grant: bool | frozenset[str] = frozenset(write)
     elif isinstance(write, bool):
         write_grant = write
     else:
-        raise _unauthorized("the token's 'write' claim must be true, false or a list of tables")
+        raise _unauthorized("the token's 'write' claim must be true, false or a list of tables", Code.INVALID_CLAIMS)
     role = claims.get("role")
     if role is not None and (not isinstance(role, str) or not role):
-        raise _unauthorized("the token's 'role' claim must be the name of a database role")
+        raise _unauthorized("the token's 'role' claim must be the name of a database role", Code.INVALID_CLAIMS)
     return Grant(
         topics=tuple(topics),
         write=write_grant,
@@ -197,7 +203,9 @@ def _expiry(claims: dict[str, Any]) -> float:
         or not isinstance(exp, (int, float))
         or (isinstance(exp, float) and not math.isfinite(exp))
     ):
-        raise _unauthorized("the token's 'exp' claim must be a number: seconds since 1970-01-01 UTC")
+        raise _unauthorized(
+            "the token's 'exp' claim must be a number: seconds since 1970-01-01 UTC", Code.INVALID_CLAIMS
+        )
     return float(min(exp, LATEST_EXPIRY))
 
 
@@ -209,8 +217,17 @@ def _token(request: web.Request) -> str | None:
     return request.query.get(TOKEN_NAME) or request.cookies.get(TOKEN_NAME) or None
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(Code.UNAUTHORIZED, message, headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'})
+# A token that decodes and is signed right but whose claims do not hold: PostgREST's PGRST303.
+_CLAIM_ERRORS = (
+    jwt.ImmatureSignatureError,
+    jwt.InvalidAudienceError,
+    jwt.InvalidIssuedAtError,
+    jwt.MissingRequiredClaimError,
+)
+
+
+def _unauthorized(message: str, code: Code = Code.UNAUTHORIZED, hint: str | None = None) -> ApiError:
+    return ApiError(code, message, headers={"WWW-Authenticate": CHALLENGE}, hint=hint)
 
 
 def authenticate(request: web.Request) -> None:

@@ -2,93 +2,178 @@
 
 The one place a code is defined. A raise site names a member
 (``ApiError(Code.BAD_JSON, "...")``), never a string or a status of its own; the
-README's error table lists the same rows (tests/test_readme.py holds them equal); and
-a move to another error shape (PostgREST's ``PGRST...`` codes) changes this table and
-:func:`gateway.errors.error_response`, nothing else.
+README's error table lists the same rows (tests/test_readme.py holds them equal), and
+:func:`gateway.errors.error_response` shapes them as PostgREST does.
+
+The codes are PostgREST's where PostgREST has one (its src/PostgREST/Error.hs and
+docs/references/errors.rst): ``PGRST...`` for what the gateway finds wrong with a
+request, the SQLSTATE for what Postgres refused. A database error's body carries
+Postgres' own SQLSTATE (``22003`` as well as ``22P02``); the member's code is the
+typical one, and its status is the one PostgREST gives those SQLSTATEs. Errors
+PostgREST has no code for (topics, cursors, stream limits, HTTP framing) keep
+readable lower-case codes of ours. Several members may share a code: the member
+says which raise site it was, the code what a client can switch on.
 """
 
 from __future__ import annotations
 
+import re
 from enum import Enum, unique
+
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
 
 
 @unique
 class Code(Enum):
-    """``code`` is the member's name in lower case; ``status`` is None where the status is the HTTP error's own."""
+    """``code`` is what the body says; ``status`` is None where the status is the HTTP error's own."""
 
+    code: str
     status: int | None
     when: str
 
     # The request is malformed.
-    BAD_REQUEST = (400, "aiohttp could not read the request or its body (malformed HTTP, a body not in its encoding)")
-    BAD_JSON = (400, "the body is not JSON (no `NaN`, no key twice), not an object, or nests past 256 levels")
-    UNKNOWN_COLUMN = (400, "a body key, filter or `order` names a column the table does not have")
-    BAD_VALUE = (400, "Postgres refused a value for its column's type (invalid, out of range, too long)")
-    READ_ONLY_COLUMN = (400, "the body sets a column the database generates")
-    BAD_PARAMETER = (400, "`limit`, `offset` or `order` is not of its form")
-    FEATURE_NOT_SUPPORTED = (400, "the server cannot handle the value (`xml` on a Postgres without libxml)")
-    EMPTY_UPDATE = (400, "a PATCH body names no column")
-    # The PostgREST grammar (issue 11): the errors helper gives each its PostgREST code.
+    BAD_REQUEST = (
+        "bad_request",
+        400,
+        "aiohttp could not read the request (malformed HTTP) or its body (not in its encoding)",
+    )
+    BAD_JSON = (
+        "PGRST102",
+        400,
+        "the body is not JSON (no `NaN`, no key twice), not an object, or nests past 256 levels",
+    )
+    INVALID_BODY = ("PGRST102", 400, "a bulk body is not an array of objects, or its objects name different columns")
+    EMPTY_UPDATE = ("PGRST102", 400, "a PATCH body names no column")
+    UNSUPPORTED_MEDIA_TYPE = (
+        "PGRST102",
+        415,
+        "a POST or PATCH body without `Content-Type: application/json` (or `+json`); PostgREST answers 400",
+    )
     PARSE_ERROR = (
+        "PGRST100",
         400,
         "the query string is not PostgREST's grammar (a bare `col=value`, a bad operator, select or order)",
     )
-    INVALID_BODY = (400, "a bulk body is not an array of objects, or its objects name different columns")
-    UNFILTERED_WRITE = (400, "a PATCH or DELETE on `/api/<table>` without a filter (it would change every row)")
-    INVALID_RANGE = (416, "`Range` or `limit`/`offset` asks for rows outside what there is, or is malformed")
-    NOT_SINGULAR = (406, "`Accept: application/vnd.pgrst.object+json` and the result is not exactly one row")
-    NOT_ACCEPTABLE = (406, "the `Accept` header names no media type the gateway can answer with")
-    MISSING_TOPIC = (400, "`/events` without `?topic=`")
-    TOO_MANY_TOPICS = (400, "more than 32 topics on one stream")
-    BAD_TOPIC = (400, "a topic is not 1 to 200 characters without spaces or control characters")
-    BAD_CURSOR = (400, "`Last-Event-ID` or `?lastEventId=` is not an event id")
-    BAD_ARGUMENTS = (
+    BAD_PARAMETER = ("PGRST100", 400, "`limit`, `offset` or `order` is not of its form")
+    UNKNOWN_COLUMN = (
+        "PGRST204",
         400,
+        "a body key, filter, `select`, `order` or `columns` names a column the table does not have",
+    )
+    UNFILTERED_WRITE = (
+        "unfiltered_write",
+        400,
+        "a PATCH or DELETE on `/api/<table>` without a filter (it would change every row)",
+    )
+    MISSING_TOPIC = ("missing_topic", 400, "`/events` without `?topic=`")
+    TOO_MANY_TOPICS = ("too_many_topics", 400, "more than 32 topics on one stream")
+    BAD_TOPIC = ("bad_topic", 400, "a topic is not 1 to 200 characters without spaces or control characters")
+    BAD_CURSOR = ("bad_cursor", 400, "`Last-Event-ID` or `?lastEventId=` is not an event id")
+    # What Postgres refused: the body's code is its SQLSTATE, its DETAIL and HINT are `details` and `hint`.
+    BAD_VALUE = (
+        "22P02",
+        400,
+        "Postgres refused a value for its column's type (SQLSTATE 22*, 42804, 42601; 54*, a value too big, "
+        "where PostgREST answers 500), or the JSON value cannot be one (an object for an integer)",
+    )
+    READ_ONLY_COLUMN = ("428C9", 400, "the body sets a column the database generates")
+    FEATURE_NOT_SUPPORTED = ("0A000", 400, "the server cannot handle the value (`xml` on a Postgres without libxml)")
+    INVALID_CONFLICT_TARGET = ("42P10", 400, "`on_conflict=` names columns without a unique constraint on them")
+    NOT_NULL_VIOLATION = ("23502", 400, "a required column is missing or null")
+    CHECK_VIOLATION = ("23514", 400, "a check constraint refused the row")
+    EXCLUSION_VIOLATION = ("23P01", 400, "an exclusion constraint refused the row")
+    CONSTRAINT_VIOLATION = ("23000", 400, "another integrity constraint refused the row (SQLSTATE 23*)")
+    FOREIGN_KEY_VIOLATION = ("23503", 409, "a foreign key refused the row")
+    UNIQUE_VIOLATION = ("23505", 409, "a unique constraint refused the row")
+    UNDEFINED_FUNCTION = (
+        "42883",
+        404,
+        "no operator for the column's type and the value (`like` on an integer): PostgREST's 404",
+    )
+    SERIALIZATION_FAILURE = ("40001", 500, "a concurrent transaction got there first; retry (PostgREST's 500 for 40*)")
+    DEADLOCK_DETECTED = ("40P01", 500, "Postgres broke a deadlock by ending this statement; retry")
+    # Auth.
+    TOKEN_REQUIRED = ("PGRST302", 401, "auth is on and the request carries no token")
+    UNAUTHORIZED = (
+        "PGRST301",
+        401,
+        "auth is on and the token cannot be decoded or its signature is wrong",
+    )
+    INVALID_CLAIMS = (
+        "PGRST303",
+        401,
+        "the token has expired, is not valid yet, is for another audience, or a claim is malformed",
+    )
+    UNKNOWN_ROLE = ("22023", 401, "the token's `role` claim names no database role")
+    FORBIDDEN = ("forbidden", 403, "the token does not grant that topic or write; a CORS preflight from another origin")
+    INSUFFICIENT_PRIVILEGE = (
+        "42501",
+        403,
+        "the database refused the role (a grant, a row-level security policy; also 28*, 0L*, 0P*)",
+    )
+    # The path names nothing, or not with that method or representation.
+    INVALID_PATH = ("PGRST125", 404, "no such endpoint")
+    UNKNOWN_TABLE = ("PGRST205", 404, "the table is not exposed")
+    NOT_FOUND = ("not_found", 404, "`/api/<table>/<pk>` and no row has that key")
+    NO_SINGLE_KEY = ("no_single_key", 404, "`/api/<table>/<pk>` on a table without a single-column primary key")
+    UNKNOWN_FUNCTION = ("PGRST202", 404, "`/api/rpc/<function>` names no function of `GATEWAY_RPC`")
+    BAD_ARGUMENTS = (
+        "PGRST202",
+        404,
         "an `/api/rpc` call names an argument the function does not have, or leaves out one without a default",
     )
-    # Auth.
-    UNAUTHORIZED = (401, "auth is on and the token is missing, invalid or expired")
-    FORBIDDEN = (403, "the token does not grant that topic or write; a CORS preflight from another origin")
-    UNKNOWN_ROLE = (401, "the token's `role` claim names no database role")
-    INSUFFICIENT_PRIVILEGE = (
-        403,
-        "the database refused the request's role (SQLSTATE 42501): no GRANT on the table or function, "
-        "a row-level security policy, or a `role` the gateway's database user may not take",
+    AMBIGUOUS_FUNCTION = ("PGRST203", 300, "more than one overload of the function takes the arguments named")
+    METHOD_NOT_ALLOWED = ("PGRST117", 405, "wrong method for the path")
+    NOT_ACCEPTABLE = ("PGRST107", 406, "the `Accept` header names no media type the gateway can answer with")
+    NOT_SINGULAR = (
+        "PGRST116",
+        406,
+        "`Accept: application/vnd.pgrst.object+json` and the result is not exactly one row",
     )
-    # The path names nothing.
-    NOT_FOUND = (404, "no such endpoint, or no row with that key")
-    UNKNOWN_TABLE = (404, "the table is not exposed")
-    NO_SINGLE_KEY = (404, "`/api/<table>/<pk>` on a table without a single-column primary key")
-    UNKNOWN_FUNCTION = (404, "`/api/rpc/<function>` names no function of `GATEWAY_RPC` (PostgREST's PGRST202)")
-    AMBIGUOUS_FUNCTION = (
-        300,
-        "more than one overload of the function takes the arguments named (PostgREST's PGRST203)",
+    INVALID_RANGE = (
+        "PGRST103",
+        416,
+        "`Range` or `limit`/`offset` asks for rows outside what there is, or is malformed",
     )
-    METHOD_NOT_ALLOWED = (405, "wrong method for the path")
-    REQUEST_TIMEOUT = (408, "the body did not arrive within `GATEWAY_REQUEST_BODY_TIMEOUT`; the connection is closed")
-    # Conflicts with another row or transaction.
-    UNIQUE_VIOLATION = (409, "a unique constraint refused the row")
-    EXCLUSION_VIOLATION = (409, "an exclusion constraint refused the row")
-    SERIALIZATION_FAILURE = (409, "a concurrent transaction got there first; retry")
-    DEADLOCK_DETECTED = (409, "Postgres broke a deadlock by ending this statement; retry")
-    BODY_TOO_LARGE = (413, "the body is over `GATEWAY_MAX_BODY`")
-    UNSUPPORTED_MEDIA_TYPE = (415, "a POST or PATCH body without `Content-Type: application/json` (or `+json`)")
-    EXPECTATION_FAILED = (417, "an `Expect` header other than `100-continue`")
-    # A constraint refused the row.
-    CONSTRAINT_VIOLATION = (422, "a constraint refused the row")
-    FOREIGN_KEY_VIOLATION = (422, "a foreign key refused the row")
-    NOT_NULL_VIOLATION = (422, "a required column is missing or null")
-    CHECK_VIOLATION = (422, "a check constraint refused the row")
-    TOO_MANY_STREAMS = (429, "this client address holds `GATEWAY_MAX_SUBSCRIBERS_PER_CLIENT` streams already")
-    INTERNAL = (500, "a bug: the gateway logged it with its traceback")
-    DATABASE_UNAVAILABLE = (503, "the database cannot be reached or did not answer in time")
-    TOO_MANY_SUBSCRIBERS = (503, "the process holds `GATEWAY_MAX_SUBSCRIBERS` streams")
-    ERROR = (None, "any other HTTP error aiohttp raises while routing or reading the request")
+    # The gateway's own limits.
+    REQUEST_TIMEOUT = (
+        "request_timeout",
+        408,
+        "the body did not arrive within `GATEWAY_REQUEST_BODY_TIMEOUT`; the connection is closed",
+    )
+    BODY_TOO_LARGE = ("body_too_large", 413, "the body is over `GATEWAY_MAX_BODY`")
+    EXPECTATION_FAILED = ("expectation_failed", 417, "an `Expect` header other than `100-continue`")
+    TOO_MANY_STREAMS = (
+        "too_many_streams",
+        429,
+        "this client address holds `GATEWAY_MAX_SUBSCRIBERS_PER_CLIENT` streams already",
+    )
+    TOO_MANY_SUBSCRIBERS = ("too_many_subscribers", 503, "the process holds `GATEWAY_MAX_SUBSCRIBERS` streams")
+    # The server.
+    INTERNAL = ("internal", 500, "a bug: the gateway logged it with its traceback")
+    DATABASE_UNAVAILABLE = (
+        "PGRST000",
+        503,
+        "the database cannot be reached; or Postgres says it cannot serve now (its SQLSTATE: 08*, 53*, 57P01; "
+        "57P02 and 57P03, where PostgREST answers 500)",
+    )
+    DATABASE_TIMEOUT = (
+        "PGRST003",
+        504,
+        "the database did not answer in time (no pool connection came free, or a query hung)",
+    )
+    ERROR = ("error", None, "any other HTTP error aiohttp raises while routing or reading the request")
 
-    def __init__(self, status: int | None, when: str) -> None:
+    def __init__(self, code: str, status: int | None, when: str) -> None:
+        self.code = code
         self.status = status
         self.when = when
 
     @property
-    def code(self) -> str:
-        return self.name.lower()
+    def source(self) -> str:
+        """Whose code it is: ``PostgREST``, ``SQLSTATE`` (Postgres', as PostgREST forwards it) or ``ours``."""
+        if self.code.startswith("PGRST"):
+            return "PostgREST"
+        if _SQLSTATE.fullmatch(self.code):
+            return "SQLSTATE"
+        return "ours"

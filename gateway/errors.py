@@ -1,11 +1,11 @@
-"""Every failure leaves as JSON: ``{"error": {"code": "...", "message": "..."}}``.
+"""Every failure leaves as JSON in PostgREST's shape: ``{"code", "message", "details", "hint"}``.
 
 Handlers raise :class:`ApiError` for what they detect themselves; database errors
-are mapped from their SQLSTATE class (a bad value is the client's 400, a broken
-constraint its 409/422, an unreachable server a 503). Anything else is a bug: it
-is logged with its traceback and the client gets a 500 without one. Every code, with
-its status, is a member of :class:`gateway.codes.Code`; this module only shapes and
-maps them.
+are mapped from their SQLSTATE with PostgREST's statuses (a bad value is the client's
+400, a duplicate key a 409, an unreachable server a 503), and keep Postgres' own code,
+message, DETAIL (``details``) and HINT (``hint``). Anything else is a bug: it is logged
+with its traceback and the client gets a 500 without one. Every code, with its status,
+is a member of :class:`gateway.codes.Code`; this module only shapes and maps them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from .codes import Code
 
 log = logging.getLogger(__name__)
 
+# What a 401 says to do when its raise site names no challenge of its own (RFC 9110 11.6.1).
+CHALLENGE = 'Bearer realm="pg-sse-gateway"'
+
 
 class ApiError(Exception):
     """An error the client can act on: a code from the table (which gives the status), a human message."""
@@ -35,6 +38,7 @@ class ApiError(Exception):
         close: bool = False,
         details: str | None = None,
         hint: str | None = None,
+        sqlstate: str | None = None,
     ) -> None:
         super().__init__(message)
         assert code.status is not None, f"{code} takes its status from an HTTP error"
@@ -45,16 +49,40 @@ class ApiError(Exception):
         self.close = close  # end the connection after the answer (what is left of the request is not read)
         self.details = details  # PostgREST's error shape: where or what exactly,
         self.hint = hint  # and what to do instead
+        self.sqlstate = sqlstate  # Postgres' own code, for a member that stands for a class of them
 
 
 def error_response(
-    code: Code, message: str, headers: dict[str, str] | None = None, status: int | None = None
+    code: Code,
+    message: str,
+    headers: dict[str, str] | None = None,
+    status: int | None = None,
+    *,
+    details: str | None = None,
+    hint: str | None = None,
+    sqlstate: str | None = None,
 ) -> web.Response:
-    """The JSON error body; ``status`` only for Code.ERROR, whose status is the HTTP error's own."""
-    body = json.dumps({"error": {"code": code.code, "message": message}})
+    """PostgREST's error body, every key always present; ``status`` only for Code.ERROR.
+
+    ``sqlstate`` replaces the member's code with the one Postgres gave. A 401 always
+    carries a WWW-Authenticate challenge, as RFC 9110 and PostgREST do.
+    """
+    body = json.dumps({"code": sqlstate or code.code, "message": message, "details": details, "hint": hint})
     answer = status if status is not None else code.status
     assert answer is not None, f"{code} needs the status of the HTTP error it stands for"
+    if answer == 401 and not any(k.lower() == "www-authenticate" for k in headers or ()):
+        headers = {**(headers or {}), "WWW-Authenticate": CHALLENGE}
     return web.Response(status=answer, text=body, content_type="application/json", headers=headers)
+
+
+def api_error_response(exc: ApiError) -> web.Response:
+    """The answer to an ApiError: its code, message, details, hint and headers."""
+    response = error_response(
+        exc.code, exc.message, exc.headers, details=exc.details, hint=exc.hint, sqlstate=exc.sqlstate
+    )
+    if exc.close:
+        response.force_close()
+    return response
 
 
 def status_error(status: int, message: str) -> web.Response:
@@ -67,36 +95,46 @@ _HTTP_CODES = {
     400: Code.BAD_REQUEST,
     401: Code.UNAUTHORIZED,
     403: Code.FORBIDDEN,
-    404: Code.NOT_FOUND,
+    404: Code.INVALID_PATH,
     405: Code.METHOD_NOT_ALLOWED,
     413: Code.BODY_TOO_LARGE,
     415: Code.UNSUPPORTED_MEDIA_TYPE,
     417: Code.EXPECTATION_FAILED,
 }
 
-# SQLSTATE -> code. Classes are matched by their first two characters.
+# SQLSTATE -> code, with PostgREST's status for it (src/PostgREST/Error.hs, mapSQLtoHTTP).
+# Classes are matched by their first two characters. A SQLSTATE in neither table is
+# a statement the gateway built wrong or a server fault: a bug, logged, a 500.
 _SQLSTATES = {
     "23505": Code.UNIQUE_VIOLATION,
-    "23P01": Code.EXCLUSION_VIOLATION,
-    "40001": Code.SERIALIZATION_FAILURE,
-    "40P01": Code.DEADLOCK_DETECTED,
     "23503": Code.FOREIGN_KEY_VIOLATION,
     "23502": Code.NOT_NULL_VIOLATION,
     "23514": Code.CHECK_VIOLATION,
-    "42501": Code.INSUFFICIENT_PRIVILEGE,  # a GRANT or a row-level security policy refused the role
+    "23P01": Code.EXCLUSION_VIOLATION,
+    "40001": Code.SERIALIZATION_FAILURE,
+    "40P01": Code.DEADLOCK_DETECTED,
+    "42501": Code.INSUFFICIENT_PRIVILEGE,
     "42804": Code.BAD_VALUE,
-    "42883": Code.BAD_VALUE,  # e.g. comparing a column with a value of another type
+    "42883": Code.UNDEFINED_FUNCTION,  # e.g. an operator the column's type lacks: PostgREST's 404
     # A value's own syntax: tsvector, tsquery and jsonpath input report 42601 (the
     # statements themselves are built from the catalog, and tested).
     "42601": Code.BAD_VALUE,
+    "42P10": Code.INVALID_CONFLICT_TARGET,
+    "428C9": Code.READ_ONLY_COLUMN,
+    "53400": None,  # configuration limit exceeded: PostgREST's 500, a server fault
+    "57P01": Code.DATABASE_UNAVAILABLE,  # admin shutdown
+    "57P02": Code.DATABASE_UNAVAILABLE,  # crash shutdown
+    "57P03": Code.DATABASE_UNAVAILABLE,  # cannot connect now (starting, recovering)
 }
 _SQLSTATE_CLASSES = {
     "22": Code.BAD_VALUE,  # data exception: invalid text, out of range, too long
-    "54": Code.BAD_VALUE,  # program limit exceeded: a value too big for an index entry, a tsvector word
+    "54": Code.BAD_VALUE,  # program limit: a value too big for an index entry, a tsvector word (PostgREST: 500)
     "0A": Code.FEATURE_NOT_SUPPORTED,  # e.g. an xml value on a server built without libxml
     "23": Code.CONSTRAINT_VIOLATION,
+    "0L": Code.INSUFFICIENT_PRIVILEGE,  # invalid grantor
+    "0P": Code.INSUFFICIENT_PRIVILEGE,  # invalid role specification
+    "28": Code.INSUFFICIENT_PRIVILEGE,  # invalid authorization specification
     "08": Code.DATABASE_UNAVAILABLE,
-    "57": Code.DATABASE_UNAVAILABLE,  # admin shutdown, cannot connect now
     "53": Code.DATABASE_UNAVAILABLE,  # insufficient resources, too many connections
 }
 
@@ -110,20 +148,34 @@ BODY_UNREADABLE = (
 
 
 def database_error(exc: psycopg2.Error) -> ApiError | None:
-    """The ApiError a database error means for the client, or None for a bug."""
+    """The ApiError a database error means for the client, or None for a bug.
+
+    Postgres' SQLSTATE, primary message, DETAIL and HINT go through as PostgREST
+    passes them; an unavailable server's own words are replaced by what to do.
+    """
     state = exc.pgcode or ""
-    code = _SQLSTATES.get(state) or _SQLSTATE_CLASSES.get(state[:2])
+    code = _SQLSTATES[state] if state in _SQLSTATES else _SQLSTATE_CLASSES.get(state[:2])
+    diag = exc.diag
+    message = (diag.message_primary or str(exc)).strip()
+    if state == "22023" and message.startswith("role") and message.endswith("does not exist"):
+        code = Code.UNKNOWN_ROLE  # a token's role the database does not have: PostgREST's 401
     if code is None:
         if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not state:
             return ApiError(Code.DATABASE_UNAVAILABLE, "the database is unreachable; try again shortly")
         return None
-    diag = exc.diag
-    message = (diag.message_primary or str(exc)).strip()
-    if diag.message_detail:
-        message = f"{message}: {diag.message_detail.strip()}"
-    if code.status == 503:
-        message = "the database is unavailable; try again shortly"
-    return ApiError(code, message)
+    if code is Code.DATABASE_UNAVAILABLE:
+        return ApiError(code, "the database is unavailable; try again shortly", sqlstate=state)
+    return ApiError(
+        code,
+        message,
+        details=_text(diag.message_detail),
+        hint=_text(diag.message_hint),
+        sqlstate=state,
+    )
+
+
+def _text(part: str | None) -> str | None:
+    return part.strip() if part else None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -194,18 +246,15 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
 
 def _error(request: web.Request, exc: Exception) -> web.Response:
     if isinstance(exc, ApiError):
-        response = error_response(exc.code, exc.message, exc.headers)
-        if exc.close:
-            response.force_close()
-        return response
+        return api_error_response(exc)
     if isinstance(exc, psycopg2.Error):
         mapped = database_error(exc)
         if mapped is not None:
-            return error_response(mapped.code, mapped.message)
+            return api_error_response(mapped)
     elif isinstance(exc, web.RequestPayloadError):  # its text may quote the body's bytes
         return error_response(Code.BAD_REQUEST, BODY_UNREADABLE)
     elif isinstance(exc, TimeoutError):
-        return error_response(Code.DATABASE_UNAVAILABLE, "the database did not answer in time; try again")
+        return error_response(Code.DATABASE_TIMEOUT, "the database did not answer in time; try again")
     # The path as sent (percent-encoded, no query string): a decoded %0A could forge a log line.
     log.error("unhandled error on %s %s", request.method, request.rel_url.raw_path, exc_info=exc)
     return error_response(Code.INTERNAL, "internal error; see the gateway log")

@@ -37,7 +37,7 @@ import psycopg2
 
 from .auth import Grant
 from .codes import Code
-from .errors import ApiError
+from .errors import CHALLENGE, ApiError
 
 # A claim gets a ``request.jwt.claim.<name>`` setting only if Postgres takes its name
 # as a setting's (letters, digits, _ and $); a URL-like claim name would fail the request.
@@ -86,7 +86,7 @@ def _role_error(grant: Grant, exc: psycopg2.Error) -> Exception:
         return ApiError(
             Code.UNKNOWN_ROLE,
             f"the token's role {grant.role!r} is not a database role",
-            headers={"WWW-Authenticate": 'Bearer realm="pg-sse-gateway"'},
+            headers={"WWW-Authenticate": CHALLENGE},
         )
     if exc.pgcode == "42501" and "set role" in message:  # permission denied to set role "x"
         return ApiError(

@@ -51,7 +51,7 @@ _CURSOR = re.compile(r"^[0-9]{1,19}$")
 def parse_topics(request: web.Request) -> list[str]:
     topics = request.query.getall("topic", [])
     if not topics:
-        raise ApiError(Code.MISSING_TOPIC, "name at least one topic: /events?topic=todos[&topic=todos/42]")
+        raise ApiError(Code.MISSING_TOPIC, "name at least one topic", hint="/events?topic=todos[&topic=todos/42]")
     if len(topics) > MAX_TOPICS:
         raise ApiError(Code.TOO_MANY_TOPICS, f"at most {MAX_TOPICS} topics per connection, got {len(topics)}")
     for topic in topics:
@@ -70,7 +70,11 @@ def parse_cursor(request: web.Request) -> int | None:
     if raw is None or raw == "":
         return None
     if not _CURSOR.match(raw.strip()):
-        raise ApiError(Code.BAD_CURSOR, f"Last-Event-ID must be an event id from this gateway (digits), got {raw!r}")
+        raise ApiError(
+            Code.BAD_CURSOR,
+            f"Last-Event-ID must be an event id from this gateway (digits), got {raw!r}",
+            hint="send the id of the last event received, or none to start from now",
+        )
     return int(raw.strip())
 
 

@@ -26,6 +26,8 @@ from gateway.auth import (
 from gateway.config import ConfigError
 from gateway.errors import ApiError, json_errors
 
+from .problems import error_of
+
 
 @pytest.mark.parametrize(
     ("pattern", "topic", "granted"),
@@ -169,7 +171,8 @@ async def secured() -> AsyncIterator[str]:
 
 
 def _token(**claims: object) -> str:
-    return jwt.encode({"exp": time.time() + 60, "sub": "user-1", **claims}, SECRET, algorithm="HS256")
+    # An hour: parametrize builds these when pytest collects, maybe minutes before the test runs.
+    return jwt.encode({"exp": time.time() + 3600, "sub": "user-1", **claims}, SECRET, algorithm="HS256")
 
 
 async def _ask(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, object], dict[str, str]]:
@@ -195,17 +198,19 @@ async def test_a_token_is_taken_from_the_header_the_query_or_the_cookie(
 
 
 @pytest.mark.parametrize(
-    ("headers", "says"),
+    ("headers", "code", "says"),
     [
-        ({}, "a token is required"),
-        ({"Authorization": "Bearer "}, "a token is required"),
-        ({"Authorization": "Bearer not.a.jwt"}, "the token is not valid"),
-        ({"Authorization": "Bearer " + _token(exp=time.time() - 10)}, "the token has expired"),
+        ({}, "PGRST302", "a token is required"),
+        ({"Authorization": "Bearer "}, "PGRST302", "a token is required"),
+        ({"Authorization": "Bearer not.a.jwt"}, "PGRST301", "the token is not valid"),
+        ({"Authorization": "Bearer " + _token(exp=time.time() - 10)}, "PGRST303", "the token has expired"),
     ],
 )
-async def test_no_token_or_a_bad_one_is_a_401_that_says_which(secured: str, headers: dict[str, str], says: str) -> None:
+async def test_no_token_or_a_bad_one_is_a_401_that_says_which(
+    secured: str, headers: dict[str, str], code: str, says: str
+) -> None:
     status, body, response_headers = await _ask(secured + "/api/todos", **headers)
-    assert status == 401 and says in body["error"]["message"]  # type: ignore[index]
+    assert status == 401 and error_of(body)["code"] == code and says in body["message"]  # type: ignore[index]
     assert response_headers["WWW-Authenticate"] == 'Bearer realm="pg-sse-gateway"'
 
 

@@ -19,6 +19,8 @@ from aiohttp.test_utils import TestServer
 from gateway.cors import CORS, CorsPolicy, add_cors_headers, preflight
 from gateway.errors import json_errors
 
+from .problems import error_body
+
 APP = "https://app.example.com"
 Serve = Callable[[tuple[str, ...]], Awaitable[str]]  # origins -> the base URL of an app
 
@@ -130,7 +132,7 @@ async def test_preflight_from_another_origin_is_a_json_403_naming_the_setting(se
         ) as resp,
     ):
         assert resp.status == 403
-        error = (await resp.json())["error"]
+        error = await error_body(resp)
     assert error["code"] == "forbidden"
     assert "'https://evil.test'" in error["message"] and "GATEWAY_CORS_ORIGINS" in error["message"]
 

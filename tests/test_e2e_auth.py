@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .conftest import RunningGateway, start_gateway
+from .problems import error_body, error_of
 from .test_e2e_protocol import raw
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -44,8 +45,8 @@ async def status_of(gw: RunningGateway, method: str, path: str, token: str | Non
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with gw.http.request(method, gw.url + path, headers=headers, **kwargs) as resp:  # type: ignore[arg-type]
         if resp.status >= 400:
-            body = await resp.json()
-            assert body["error"]["code"] in ("unauthorized", "forbidden", "not_found"), body
+            body = await error_body(resp)
+            assert body["code"] in ("PGRST301", "PGRST302", "PGRST303", "forbidden", "not_found"), body
             if resp.status == 401:
                 assert resp.headers["WWW-Authenticate"].startswith("Bearer")
         return resp.status
@@ -183,4 +184,4 @@ async def test_a_token_with_a_raw_non_ascii_byte_is_a_401(secured: RunningGatewa
         request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{where}".encode()
         status, headers, body = await raw(secured, request + b"\xff\xfe.e30.sig\r\n\r\n")
         assert status == 401 and headers["content-type"].startswith("application/json"), body
-        assert json.loads(body)["error"]["code"] == "unauthorized"
+        assert error_of(json.loads(body))["code"] == "PGRST301"

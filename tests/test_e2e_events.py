@@ -17,6 +17,7 @@ from gateway.live import LiveStream
 from gateway.state import LIMITS
 
 from .conftest import RunningGateway, start_gateway
+from .problems import error_body
 from .sse_client import SSEClient
 from .waiting import until
 
@@ -156,7 +157,7 @@ async def test_bad_stream_requests_get_json_errors(gateway: RunningGateway) -> N
     for path, code in cases.items():
         async with gateway.http.get(gateway.url + path) as resp:
             assert resp.status == 400, path
-            assert (await resp.json())["error"]["code"] == code
+            assert (await error_body(resp))["code"] == code
     async with gateway.http.get(gateway.url + "/events?topic=todos", headers={"Last-Event-ID": "x1"}) as resp:
         assert resp.status == 400
     assert gateway.hub.statistics().subscribers == 0
@@ -202,12 +203,12 @@ async def test_stream_limits_per_process_and_per_client(database: str) -> None:
     ):
         first = [await gw.subscribe("todos") for _ in range(2)]
         async with gw.http.get(gw.url + "/events?topic=todos") as resp:
-            assert resp.status == 429 and (await resp.json())["error"]["code"] == "too_many_streams"
+            assert resp.status == 429 and (await error_body(resp))["code"] == "too_many_streams"
             assert resp.headers["Retry-After"]
         other = SSEClient(second_host, gw.url + "/events?topic=todos")
         await other.connected()
         async with third_host.get(gw.url + "/events?topic=todos") as resp:
-            assert resp.status == 503 and (await resp.json())["error"]["code"] == "too_many_subscribers"
+            assert resp.status == 503 and (await error_body(resp))["code"] == "too_many_subscribers"
         await first[0].close()
         await until(lambda: gw.hub.statistics().subscribers == 2, timeout=5, what="the closed stream left")
         again = await gw.subscribe("todos")  # a closed stream frees its slot

@@ -12,10 +12,12 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from .conftest import RunningGateway, start_gateway
+from .problems import error_of
 from .test_e2e_process import gateway_process
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXRoYXQtbXVzdC1uZXZlci1iZS1sb2dnZWQ"
@@ -62,11 +64,10 @@ MALFORMED = {
 }
 
 
-def assert_json_error(status: int, headers: dict[str, str], body: bytes, expected: int) -> dict[str, str]:
+def assert_json_error(status: int, headers: dict[str, str], body: bytes, expected: int) -> dict[str, Any]:
     assert status == expected, body
     assert headers["content-type"].startswith("application/json"), headers
-    error: dict[str, str] = json.loads(body)["error"]
-    assert set(error) >= {"code", "message"} and error["code"] and error["message"]
+    error = error_of(json.loads(body))
     assert TOKEN[:20].encode() not in body and b"topic" not in body and b"X-H" not in body  # nothing echoed
     return error
 
@@ -74,7 +75,8 @@ def assert_json_error(status: int, headers: dict[str, str], body: bytes, expecte
 @pytest.mark.parametrize("case", list(MALFORMED))
 async def test_malformed_request_gets_the_json_error_body_without_an_echo(gateway: RunningGateway, case: str) -> None:
     status, headers, body = await raw(gateway, MALFORMED[case])
-    assert_json_error(status, headers, body, 400)
+    error = assert_json_error(status, headers, body, 400)
+    assert (error["code"], error["details"], error["hint"]) == ("bad_request", None, None)
 
 
 async def test_unknown_expect_is_a_json_417(gateway: RunningGateway) -> None:

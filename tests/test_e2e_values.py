@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 
 from .conftest import RunningGateway, run_sql, start_gateway
+from .problems import error_body, error_of
 
 SCHEMA = """
 CREATE DOMAIN short_text AS varchar(5);
@@ -73,12 +74,14 @@ async def _get(gw: RunningGateway, path: str) -> tuple[int, Any]:
         return resp.status, await resp.json()
 
 
-async def _plain_sql(gw: RunningGateway, column: str, literal: str) -> tuple[str | None, str | None]:
-    """What a hand-written INSERT of ``literal`` stores (as text), or the error it gets."""
+async def _plain_sql(
+    gw: RunningGateway, column: str, literal: str
+) -> tuple[str | None, tuple[str, str, str | None] | None]:
+    """What a hand-written INSERT of ``literal`` stores (as text), or its error (SQLSTATE, message, DETAIL)."""
     try:
         await gw.sql(f"INSERT INTO vals (id, {column}) VALUES (1, %s)", (literal,))
     except psycopg2.Error as exc:
-        return None, exc.diag.message_primary
+        return None, (exc.pgcode or "", exc.diag.message_primary or "", exc.diag.message_detail)
     (stored,) = (await gw.sql(f"SELECT {column}::text FROM vals WHERE id = 1"))[0]
     return str(stored), None
 
@@ -130,8 +133,8 @@ async def test_post_stores_or_refuses_a_value_as_plain_sql_does(
     stored, error = await _plain_sql(gw, column, literal)
     status, answer = await _post(gw, "/api/vals", f'{{"id": 2, "{column}": {body}}}'.encode())
     if error is not None:
-        assert status == 400 and answer["error"]["code"] == "bad_value", answer
-        assert answer["error"]["message"].startswith(error)
+        assert status == 400 and error_of(answer)["code"] == error[0], answer  # Postgres' own SQLSTATE
+        assert (answer["message"], answer["details"]) == error[1:]
         assert await gw.sql("SELECT count(*) FROM vals WHERE id = 2") == [(0,)]
     else:
         assert status == 201, answer
@@ -144,8 +147,8 @@ async def test_patch_refuses_a_value_too_long_and_keeps_the_row(
 ) -> None:
     await gw.sql("INSERT INTO vals (id) VALUES (1)")
     status, answer = await _patch(gw, "/api/vals/1", f'{{"{column}": {body}}}'.encode())
-    assert status == 400 and answer["error"]["code"] == "bad_value", answer
-    assert "too long" in answer["error"]["message"] or "does not match" in answer["error"]["message"]
+    assert status == 400 and error_of(answer)["code"] in ("22001", "22026"), answer
+    assert "too long" in answer["message"] or "does not match" in answer["message"]
     assert await gw.sql(f"SELECT {column} IS NULL FROM vals WHERE id = 1") == [(True,)]
 
 
@@ -176,7 +179,7 @@ async def test_a_filter_on_a_composite_column_compares_whole_values(gw: RunningG
     assert status == 200 and [row["p"] for row in rows] == [{"x": 1, "label": "abc"}]
     assert await _get(gw, "/api/vals?p=(1,abd)") == (200, [])
     status, answer = await _get(gw, "/api/vals?p=(1,abcd)")  # a field too long is refused, not cut
-    assert status == 400 and "character varying(3)" in answer["error"]["message"]
+    assert status == 400 and "character varying(3)" in error_of(answer)["message"]
 
 
 async def test_a_longer_key_in_the_path_addresses_no_row(gw: RunningGateway) -> None:
@@ -187,7 +190,7 @@ async def test_a_longer_key_in_the_path_addresses_no_row(gw: RunningGateway) -> 
         assert resp.status == 404
     assert await gw.sql("SELECT code, note FROM codes") == [("abcde", "keep")]
     status, answer = await _post(gw, "/api/codes", b'{"code": "abcdefgh"}')
-    assert status == 400 and "character varying(5)" in answer["error"]["message"]
+    assert status == 400 and "character varying(5)" in error_of(answer)["message"]
 
 
 # (column, the value as JSON text, the same value as a SQL literal, digits it must keep)
@@ -253,8 +256,8 @@ async def test_a_number_the_column_cannot_hold_is_a_400_with_postgres_message(
     gw: RunningGateway, column: str, body: str, message: str
 ) -> None:
     status, answer = await _post(gw, "/api/vals", f'{{"id": 1, "{column}": {body}}}'.encode())
-    assert status == 400 and answer["error"]["code"] == "bad_value"
-    assert message in answer["error"]["message"]
+    assert status == 400 and error_of(answer)["code"].startswith("22"), answer
+    assert message in answer["message"]
     assert await gw.sql("SELECT count(*) FROM vals") == [(0,)]
 
 
@@ -282,8 +285,8 @@ async def test_not_json_a_key_twice_or_nested_too_deep_is_a_400_bad_json(
         headers = {"Content-Type": "application/json"}
         async with gw.http.request(method, gw.url + path, data=body.encode(), headers=headers) as resp:
             assert resp.status == 400, await resp.text()
-            error = (await resp.json())["error"]
-        assert error["code"] == "bad_json"
+            error = await error_body(resp)
+        assert error["code"] == "PGRST102"
     assert await gw.sql("SELECT count(*) FROM vals") == [(0,)]
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
@@ -419,8 +422,8 @@ async def test_a_body_not_sent_as_json_is_a_415_with_a_hint_for_curl(
         ) as resp:
             assert resp.status == 415, (content_type, await resp.text())
             assert resp.headers.get("Content-Type", "").startswith("application/json")
-            error = (await resp.json())["error"]
-        assert error["code"] == "unsupported_media_type"
+            error = await error_body(resp)
+        assert error["code"] == "PGRST102"
         assert "-H 'Content-Type: application/json'" in error["message"]
     assert await gw.sql("SELECT code, note FROM codes") == [("abc", "keep")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -12,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.codes import Code
-from gateway.errors import ApiError, database_error, error_response, json_errors, status_error
+from gateway.errors import ApiError, api_error_response, database_error, error_response, json_errors, status_error
 
 
 def _raises(exc: Exception) -> Callable[[web.Request], web.StreamResponse]:
@@ -44,12 +45,15 @@ async def _answer(url: str, method: str = "GET") -> tuple[int, dict[str, str], d
     ):
         assert resp.content_type == "application/json" or resp.status < 400
         body = await resp.json() if resp.status >= 400 else {}
-        return resp.status, body.get("error", {}), dict(resp.headers)
+        if body:
+            assert set(body) == {"code", "message", "details", "hint"}, body
+        return resp.status, body, dict(resp.headers)
 
 
 async def test_api_error_keeps_its_code_status_message_and_headers(app_url: str) -> None:
     status, error, headers = await _answer(app_url + "/api")
-    assert (status, error) == (403, {"code": "forbidden", "message": "no"}) and headers["Retry-After"] == "1"
+    assert (status, error) == (403, {"code": "forbidden", "message": "no", "details": None, "hint": None})
+    assert headers["Retry-After"] == "1"
 
 
 async def test_a_bug_is_a_500_without_its_text_and_is_logged(app_url: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -59,10 +63,15 @@ async def test_a_bug_is_a_500_without_its_text_and_is_logged(app_url: str, caplo
     assert "GET /bug" in caplog.text and "ZeroDivisionError" in caplog.text
 
 
-async def test_a_timeout_is_a_503_and_a_redirect_stays_a_redirect(app_url: str) -> None:
+async def test_a_timeout_is_postgrests_504_and_a_redirect_stays_a_redirect(app_url: str) -> None:
     assert (await _answer(app_url + "/slow"))[:2] == (
-        503,
-        {"code": "database_unavailable", "message": "the database did not answer in time; try again"},
+        504,
+        {
+            "code": "PGRST003",
+            "message": "the database did not answer in time; try again",
+            "details": None,
+            "hint": None,
+        },
     )
     status, _, headers = await _answer(app_url + "/redirect")
     assert status == 302 and headers["Location"] == "/elsewhere"
@@ -70,38 +79,54 @@ async def test_a_timeout_is_a_503_and_a_redirect_stays_a_redirect(app_url: str) 
 
 async def test_aiohttp_errors_are_json_with_a_message_that_says_what_to_do(app_url: str) -> None:
     status, error, _ = await _answer(app_url + "/nowhere")
-    assert (status, error) == (404, {"code": "not_found", "message": "no such endpoint: GET /nowhere"})
+    assert (status, error["code"], error["message"]) == (404, "PGRST125", "no such endpoint: GET /nowhere")
     status, error, headers = await _answer(app_url + "/post", "GET")
-    assert status == 405 and error["code"] == "method_not_allowed" and "allowed: POST" in error["message"]
+    assert status == 405 and error["code"] == "PGRST117" and "allowed: POST" in error["message"]
     assert headers["Allow"] == "POST"
     status, error, headers = await _answer(app_url + "/gone")
     assert (status, error["code"]) == (503, "error") and headers["Retry-After"] == "3" and "X-Other" not in headers
 
 
 def test_status_error_names_the_code_of_a_known_status_and_error_for_others() -> None:
-    assert (status_error(413, "big").status, status_error(413, "big").text) == (
+    assert (status_error(413, "big").status, json.loads(status_error(413, "big").text or "")) == (
         413,
-        '{"error": {"code": "body_too_large", "message": "big"}}',
+        {"code": "body_too_large", "message": "big", "details": None, "hint": None},
     )
-    assert status_error(431, "x").status == 431 and '"code": "error"' in str(status_error(431, "x").text)
+    assert status_error(431, "x").status == 431 and json.loads(status_error(431, "x").text or "")["code"] == "error"
     assert error_response(Code.NOT_FOUND, "m").status == 404
 
 
+def test_a_401_always_carries_a_challenge_and_keeps_its_own() -> None:
+    assert error_response(Code.TOKEN_REQUIRED, "m").headers["WWW-Authenticate"].startswith("Bearer")
+    own = error_response(Code.UNAUTHORIZED, "m", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    assert own.headers.getall("WWW-Authenticate") == ['Bearer error="invalid_token"']
+    assert "WWW-Authenticate" not in error_response(Code.FORBIDDEN, "m").headers
+
+
+def test_every_code_is_postgrests_a_sqlstate_or_a_readable_one_of_ours() -> None:
+    for code in Code:
+        assert code.source in ("PostgREST", "SQLSTATE", "ours"), code
+        if code.source == "ours":
+            assert code.code == code.name.lower(), f"{code}: our codes are the member's name"
+
+
 @pytest.mark.parametrize(
-    ("statement", "status", "code"),
+    ("statement", "status", "member", "sqlstate"),
     [
-        ("SELECT 'x'::int", 400, "bad_value"),  # class 22
-        ("SELECT 1/0", 400, "bad_value"),
-        ("SELECT repeat('x', 3000)::tsvector", 400, "bad_value"),  # class 54
-        ("SELECT 'a & (b'::tsquery", 400, "bad_value"),  # 42601 from a value's own syntax
-        ("SELECT 1 = 'x'::text", 400, "bad_value"),  # 42883
-        ("CREATE TEMP TABLE t (a int UNIQUE); INSERT INTO t VALUES (1), (1)", 409, "unique_violation"),
-        ("CREATE TEMP TABLE t (a int NOT NULL); INSERT INTO t VALUES (NULL)", 422, "not_null_violation"),
-        ("CREATE TEMP TABLE t (a int CHECK (a > 0)); INSERT INTO t VALUES (0)", 422, "check_violation"),
+        ("SELECT 'x'::int", 400, Code.BAD_VALUE, "22P02"),  # class 22
+        ("SELECT 1/0", 400, Code.BAD_VALUE, "22012"),
+        ("SELECT repeat('x', 3000)::tsvector", 400, Code.BAD_VALUE, "54000"),  # class 54: ours 400, PostgREST 500
+        ("SELECT 'a & (b'::tsquery", 400, Code.BAD_VALUE, "42601"),  # from a value's own syntax
+        ("SELECT 1 = 'x'::text", 404, Code.UNDEFINED_FUNCTION, "42883"),  # PostgREST's 404 for 42883
+        ("CREATE TEMP TABLE t (a int UNIQUE); INSERT INTO t VALUES (1), (1)", 409, Code.UNIQUE_VIOLATION, "23505"),
+        ("CREATE TEMP TABLE t (a int NOT NULL); INSERT INTO t VALUES (NULL)", 400, Code.NOT_NULL_VIOLATION, "23502"),
+        ("CREATE TEMP TABLE t (a int CHECK (a > 0)); INSERT INTO t VALUES (0)", 400, Code.CHECK_VIOLATION, "23514"),
+        ("SET ROLE no_such_role_at_all", 401, Code.UNKNOWN_ROLE, "22023"),  # a token's role: PostgREST's 401
+        ("SET ROLE pg_monitor; SELECT rolpassword FROM pg_authid", 403, Code.INSUFFICIENT_PRIVILEGE, "42501"),
     ],
 )
-def test_database_errors_map_to_the_clients_status_with_postgres_message(
-    server_dsn: str, statement: str, status: int, code: str
+def test_database_errors_map_to_postgrests_status_with_postgres_code_and_message(
+    server_dsn: str, statement: str, status: int, member: Code, sqlstate: str
 ) -> None:
     with psycopg2.connect(server_dsn) as conn, conn.cursor() as cur:
         with pytest.raises(psycopg2.Error) as caught:
@@ -109,8 +134,25 @@ def test_database_errors_map_to_the_clients_status_with_postgres_message(
         conn.rollback()
     mapped = database_error(caught.value)
     assert mapped is not None
-    assert (mapped.status, mapped.code.code) == (status, code)
-    assert mapped.message and "Traceback" not in mapped.message
+    assert (mapped.status, mapped.code, mapped.sqlstate) == (status, member, sqlstate)
+    assert mapped.message and "Traceback" not in mapped.message and "DETAIL" not in mapped.message
+
+
+def test_a_database_errors_detail_and_hint_are_details_and_hint_not_the_message(server_dsn: str) -> None:
+    with psycopg2.connect(server_dsn) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg2.Error) as caught:
+            cur.execute("CREATE TEMP TABLE t (a int UNIQUE); INSERT INTO t VALUES (7), (7)")
+        conn.rollback()
+        with pytest.raises(psycopg2.Error) as hinted:
+            cur.execute("SELECT 1 = 'x'::text")
+        conn.rollback()
+    mapped = database_error(caught.value)
+    assert mapped is not None and mapped.details == "Key (a)=(7) already exists." and mapped.hint is None
+    assert mapped.message == 'duplicate key value violates unique constraint "t_a_key"'
+    body = json.loads(api_error_response(mapped).text or "")
+    assert body == {"code": "23505", "message": mapped.message, "details": mapped.details, "hint": None}
+    with_hint = database_error(hinted.value)
+    assert with_hint is not None and "type casts" in (with_hint.hint or "") and "cast" not in with_hint.message
 
 
 def test_a_database_error_that_is_a_bug_is_left_to_the_500() -> None:
@@ -121,7 +163,8 @@ def test_an_unreachable_database_is_a_503_that_says_to_retry() -> None:
     with pytest.raises(psycopg2.OperationalError) as caught:
         psycopg2.connect("host=127.0.0.1 port=1 connect_timeout=2")
     mapped = database_error(caught.value)
-    assert mapped is not None and (mapped.status, mapped.message) == (
+    assert mapped is not None and (mapped.status, mapped.code.code, mapped.message) == (
         503,
+        "PGRST000",
         "the database is unreachable; try again shortly",
     )

@@ -40,6 +40,7 @@ from yarl import URL
 from .conftest import RunningGateway, run_sql, start_gateway
 from .fuzz_model import COLUMNS, NULL, READ_TABLE, REFUSED, TABLE_SQL, Expect, Oracle, Row, differences, key_of
 from .fuzz_requests import EXAMPLES, Request, media_of, sequences
+from .problems import ERROR_KEYS
 from .sse_client import SSEClient
 
 MAX_EXAMPLES = 250
@@ -73,14 +74,14 @@ def strict_json(raw: bytes) -> Any:
 
 
 def check_error_body(request: Request, answer: Answer) -> None:
-    """Every 4xx is the JSON error shape; today's is {"error": {"code", "message"}}."""
+    """Every 4xx is PostgREST's error shape: {"code", "message", "details", "hint"} at the top level."""
     assert answer.content_type.startswith("application/json"), f"{answer.status} not JSON for {request!r}: {answer}"
     if request.method == "HEAD":
         return
     body = strict_json(answer.body)
-    assert isinstance(body, dict) and set(body) == {"error"}, f"error body for {request!r}: {answer.body[:300]!r}"
-    error = body["error"]
-    assert isinstance(error.get("code"), str) and isinstance(error.get("message"), str), f"error body {body!r}"
+    assert isinstance(body, dict) and set(body) == ERROR_KEYS, f"error body for {request!r}: {answer.body[:300]!r}"
+    assert isinstance(body["code"], str) and isinstance(body["message"], str), f"error body {body!r}"
+    assert all(body[k] is None or isinstance(body[k], str) for k in ("details", "hint")), f"error body {body!r}"
 
 
 def check_answer(request: Request, answer: Answer) -> None:

@@ -28,9 +28,11 @@ def test_readme_error_table_is_the_code_table() -> None:
     from gateway.codes import Code
 
     readme = (ROOT / "README.md").read_text()
-    start = readme.index("| code | status | when |")
+    start = readme.index("| code | status | whose | when |")
     table = readme[start : readme.index("\n\n", start)].splitlines()[2:]
-    expected = [f"| `{c.code}` | {c.status if c.status is not None else 'its own'} | {c.when} |" for c in Code]
+    expected = [
+        f"| `{c.code}` | {c.status if c.status is not None else 'its own'} | {c.source} | {c.when} |" for c in Code
+    ]
     assert table == expected, "the README's error table differs from gateway/codes.py; its rows:\n" + "\n".join(
         expected
     )
