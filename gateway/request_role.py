@@ -12,7 +12,8 @@ policies decide what the token may see and change::
 Both are ``set_config(name, value, true)`` (``true``: local to the transaction, what
 ``SET LOCAL`` does, with the same checks), as PostgREST does it: the role name is a
 parameter value, so no token text is ever part of the SQL, not even quoted. It all
-goes in one round trip with ``BEGIN``. When the transaction ends, so do the role
+goes in one round trip with ``BEGIN`` (:func:`enter_role`), or in front of a
+request's first statement (:func:`role_prologue`). When the transaction ends, so do the role
 and the settings: a pooled connection never carries them to the next request (a
 connection released inside a transaction is closed by the pool, not reused).
 
@@ -34,6 +35,7 @@ from typing import Any
 
 import aiopg
 import psycopg2
+from psycopg2 import sql
 
 from .auth import Grant
 from .codes import Code
@@ -58,10 +60,26 @@ def _settings(grant: Grant) -> list[tuple[str, str]]:
     return pairs
 
 
-def _statement(pairs: list[tuple[str, str]], begin: bool) -> tuple[str, list[str]]:
-    calls = ", ".join("set_config(%s, %s, true)" for _ in pairs)
-    params = [part for pair in pairs for part in pair]
-    return ("BEGIN; " if begin else "") + "SELECT " + calls, params
+def role_prologue(grant: Grant) -> tuple[sql.Composable, dict[str, str]] | None:
+    """SQL to send in front of a request's first statement, and its named parameters
+    (``%(jwt_0)s``...: no clash with a statement's own), or None when auth is off.
+
+    ``SELECT set_config(...), ...; `` ends with the statement separator, so
+    ``prologue + statement`` is one message, one round trip. Inside ``BEGIN`` it sets
+    the whole transaction's role; without one, the message's statements still form one
+    implicit transaction (Postgres runs a multi-statement simple query so, and psycopg2
+    sends every statement so), so the role and claims hold for the statement after it
+    and end with it. Map errors of that first execute with :func:`role_error`.
+    """
+    if grant.claims is None:
+        return None
+    params: dict[str, str] = {}
+    calls = []
+    for name, value in _settings(grant):
+        key, val = f"jwt_{len(params)}", f"jwt_{len(params) + 1}"
+        params[key], params[val] = name, value
+        calls.append(sql.SQL("set_config({}, {}, true)").format(sql.Placeholder(key), sql.Placeholder(val)))
+    return sql.SQL("SELECT ") + sql.SQL(", ").join(calls) + sql.SQL("; "), params
 
 
 async def enter_role(cur: Any, grant: Grant, *, begin: bool = False) -> None:
@@ -71,16 +89,19 @@ async def enter_role(cur: Any, grant: Grant, *, begin: bool = False) -> None:
     Raises ApiError: 401 for a role that does not exist, 403 for one the gateway's
     database user may not take.
     """
-    if grant.claims is None:
+    prologue = role_prologue(grant)
+    if prologue is None:
         return
-    query, params = _statement(_settings(grant), begin)
+    query, params = prologue
     try:
-        await cur.execute(query, params)
+        await cur.execute((sql.SQL("BEGIN; ") if begin else sql.SQL("")) + query, params)
     except psycopg2.Error as exc:
-        raise _role_error(grant, exc) from None
+        raise role_error(grant, exc) from None
 
 
-def _role_error(grant: Grant, exc: psycopg2.Error) -> Exception:
+def role_error(grant: Grant, exc: psycopg2.Error) -> Exception:
+    """What a database error from a statement sent with ``grant``'s prologue means: the role's
+    401 or 403 ApiError if setting the role failed, else ``exc`` itself (map it as any)."""
     message = (exc.diag.message_primary or str(exc)).strip()
     if exc.pgcode == "22023" and message.startswith("role"):  # role "x" does not exist
         return ApiError(

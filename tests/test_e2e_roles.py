@@ -14,11 +14,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiopg
 import jwt
 import psycopg2
 import pytest
+from psycopg2 import sql
 
+from gateway.auth import Grant
 from gateway.codes import Code
+from gateway.errors import ApiError
+from gateway.request_role import role_error, role_prologue
 
 from .conftest import RunningGateway, run_sql, start_gateway
 
@@ -179,3 +184,29 @@ async def test_rpc_calls_run_as_the_tokens_role_under_its_policies_and_grants(
         gw, "POST", "/api/rpc/whoami", token("x", "no_such_role_" + secrets.token_hex(3)), json={}
     )
     assert status == 401, body
+
+
+async def test_a_prologue_sets_the_role_for_the_statement_after_it_and_no_longer(
+    rls: tuple[RunningGateway, Roles],
+) -> None:
+    """role_prologue without BEGIN: one message is one implicit transaction (api_db's one-statement case)."""
+    gw, roles = rls
+    alice = Grant(topics=(), write=False, role=roles.app, claims={"sub": "alice", "role": roles.app})
+    prologue = role_prologue(alice)
+    assert prologue is not None
+    query, params = prologue
+    whoami = sql.SQL("SELECT current_user::text, current_setting('request.jwt.claims', true)::json->>'sub'")
+    async with aiopg.connect(gw.dsn) as conn, conn.cursor() as cur:
+        await cur.execute(query + whoami, params)
+        assert await cur.fetchone() == (roles.app, "alice")
+        await cur.execute("SELECT current_user::text, coalesce(current_setting('request.jwt.claims', true), '')")
+        assert await cur.fetchone() == (roles.gateway, "")  # ended with that message's transaction
+        stranger = Grant(topics=(), write=False, role=roles.stranger, claims={"role": roles.stranger})
+        prologue = role_prologue(stranger)
+        assert prologue is not None
+        with pytest.raises(psycopg2.Error) as raised:
+            await cur.execute(prologue[0] + whoami, prologue[1])
+        mapped = role_error(stranger, raised.value)
+        assert isinstance(mapped, ApiError) and mapped.code is Code.INSUFFICIENT_PRIVILEGE
+        await cur.execute("SELECT current_user::text")
+        assert await cur.fetchone() == (roles.gateway,)

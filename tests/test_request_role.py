@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from gateway.auth import Grant
-from gateway.request_role import _settings, _statement
+from gateway.auth import EVERYTHING, Grant
+from gateway.request_role import _settings, role_prologue
 
 
 def grant(role: str | None = None, **claims: object) -> Grant:
@@ -34,7 +34,13 @@ def test_a_claim_whose_name_is_no_setting_name_gets_no_legacy_setting() -> None:
 
 
 def test_values_and_names_are_parameters_never_sql() -> None:
-    query, params = _statement(_settings(grant("x'; DROP TABLE t; --", sub="'")), begin=True)
-    assert "DROP" not in query and "'" not in query
-    assert query.startswith("BEGIN; SELECT set_config(%s, %s, true)")
-    assert params[:2] == ["role", "x'; DROP TABLE t; --"]
+    prologue = role_prologue(grant("x'; DROP TABLE t; --", sub="'"))
+    assert prologue is not None
+    query, params = prologue
+    text = repr(query)
+    assert "DROP" not in text and "jwt_0" in text
+    assert (params["jwt_0"], params["jwt_1"]) == ("role", "x'; DROP TABLE t; --")
+
+
+def test_auth_off_has_no_prologue() -> None:
+    assert role_prologue(EVERYTHING) is None
