@@ -3,10 +3,11 @@
 ``POST`` takes a JSON object of named arguments (postgrest-js's ``.rpc('fn', {a: 1})``);
 ``GET`` takes them as query parameters, for STABLE and IMMUTABLE functions only (a
 GET must not change anything). The call is ``fn(a => $1, b => $2)`` with every name
-from the function's catalog entry (:mod:`gateway.functions`) and every value a
-parameter, written as :mod:`gateway.literals` writes a column's and cast to the
-argument's type (an argument has no type modifier, so the cast is Postgres' own
-input function, as for an untyped literal; it also picks the overload chosen here).
+from the function's catalog entry (:mod:`gateway.functions`, quoted with the catalog's
+:class:`~gateway.catalog.Identifier`) and every value a parameter, written as
+:mod:`gateway.literals` writes a column's and cast to the argument's type (an
+argument has no type modifier, so the cast is Postgres' own input function, as for
+an untyped literal; it also picks the overload chosen here).
 
 A function with one unnamed json or jsonb argument gets a POST's whole body as that
 argument, and ``Prefer: params=single-object`` passes the whole body to a function's
@@ -28,7 +29,7 @@ from psycopg2 import sql
 
 from . import exactjson
 from .auth import grant_of
-from .catalog import Column, placeholder_safe
+from .catalog import Column, Identifier, placeholder_safe
 from .codes import Code
 from .errors import ApiError
 from .functions import Function, Returns
@@ -99,19 +100,22 @@ def _argument(function: Function, name: str) -> Column:
 
 def _call(
     function: Function, values: list[tuple[Column, Any]], positional: bool = False
-) -> tuple[sql.Composable, list[Any]]:
-    """``schema.fn(a => %s::type, ...)`` and its parameters."""
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """``schema.fn(a => %(a0)s::type, ...)`` and its named parameters (``a0``...: no clash
+    with the ``p0``... of gateway.pgrest_sql, should filters on the result join it)."""
     parts = []
-    for argument, _ in values:
-        cast = sql.SQL("%s::") + sql.SQL(placeholder_safe(argument.type_sql))
+    params: dict[str, Any] = {}
+    for argument, value in values:
+        key = f"a{len(params)}"
+        params[key] = value
+        cast = sql.Placeholder(key) + sql.SQL("::" + placeholder_safe(argument.type_sql))
         variadic = sql.SQL("VARIADIC ") if function.variadic and argument is function.arguments[-1] else sql.SQL("")
         if positional:
             parts.append(variadic + cast)
         else:
-            parts.append(variadic + sql.SQL("{} => ").format(sql.Identifier(argument.name)) + cast)
+            parts.append(variadic + sql.SQL("{} => ").format(Identifier(argument.name)) + cast)
     call = function.ident + sql.SQL("(") + sql.SQL(", ").join(parts) + sql.SQL(")")
-    query = sql.SQL(_ANSWER[function.returns]).format(call=call)
-    return query, [value for _, value in values]
+    return sql.SQL(_ANSWER[function.returns]).format(call=call), params
 
 
 async def _post_call(

@@ -33,6 +33,8 @@ CREATE FUNCTION pick(a int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'in
 CREATE FUNCTION pick(a text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'text' $$;
 CREATE FUNCTION named(x int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'x' $$;
 CREATE FUNCTION named(y text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'y' $$;
+CREATE FUNCTION percent("rate%" numeric, "it's" text DEFAULT 'x') RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT "rate%" || '% ' || "it's" $$;
 CREATE SCHEMA util;
 CREATE FUNCTION util.greet(name text) RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'hi ' || name $$;
 """
@@ -50,6 +52,7 @@ RPC = (
     "pick",
     "named",
     "util.greet",
+    "percent",
 )
 
 
@@ -80,6 +83,8 @@ async def test_scalar_function_answers_its_value_by_post_and_by_get(gw: RunningG
     assert await post(gw, "add", {"a": 2}) == (200, 3)  # b has a default
     assert await get(gw, "add", "?a=40&b=2") == (200, 42)
     assert await get(gw, "util.greet", "?name=ann") == (200, "hi ann")
+    # Argument names with % and quotes are quoted names, not placeholders or string ends.
+    assert await post(gw, "percent", {"rate%": 5, "it's": "ok"}) == (200, "5% ok")
 
 
 async def test_set_returning_functions_answer_arrays_and_a_row_function_an_object(gw: RunningGateway) -> None:
