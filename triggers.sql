@@ -116,13 +116,17 @@ BEGIN
                 ELSE 'concat_ws('','', ' || string_agg(format('t.%I::text', c), ', ') || ')' END
       INTO key_sql FROM unnest(pk_cols) AS c;
 
+    -- SECURITY DEFINER: a writer that is not the gateway's user (an /api request runs
+    -- as its token's role, SET LOCAL ROLE) needs no privilege on the gateway schema,
+    -- and cannot write the journal other than through this trigger. Its search_path
+    -- is fixed so no caller's schema can shadow a function or operator named below.
     -- Every name below is the table's alias (t), a transition table, or a subquery's
     -- own (n, o, k, r, ord), and each column of the user's table is reached through
     -- t.: the row is row_to_json(t.*), because a column named t would shadow the
     -- whole-row reference row_to_json(t), while t.* can only mean the row.
     body := format($f$
 CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
-LANGUAGE plpgsql AS $body$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO gateway.journal (topic, table_name, op, pk, "row")

@@ -15,11 +15,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import health, metrics, rest, stream
+from . import health, metrics, rest, rpc, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .aiohttp_adapter import LINGER, GatewayRunner
 from .auth import Authenticator, authenticate
-from .catalog import load_table
 from .config import Settings
 from .cors import CorsPolicy, add_cors_headers, preflight
 from .db import apply_schema, create_pool
@@ -29,9 +28,24 @@ from .hub import Hub
 from .limits import StreamLimits
 from .listener import Listener
 from .metrics import Metrics, observe_response, start_timer
+from .reload import Reloader, install, load_catalog
 from .retention import prune_forever
 from .sse import HEARTBEAT
-from .state import AUTHENTICATOR, CORS, DSN, HUB, LIMITS, LISTENER, METRICS, POOL, SETTINGS, TABLES
+from .state import (
+    AUTHENTICATOR,
+    CATALOG_LISTENERS,
+    CORS,
+    DSN,
+    FUNCTIONS,
+    HUB,
+    LIMITS,
+    LISTENER,
+    METRICS,
+    POOL,
+    RELOADER,
+    SETTINGS,
+    TABLES,
+)
 
 LISTENER_START_TIMEOUT = 15.0
 POOL_CLOSE_TIMEOUT = 5.0
@@ -45,11 +59,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     try:
         await apply_schema(pool, settings.expose, settings.demo)
         async with pool.acquire() as conn, conn.cursor() as cur:
-            tables = [await load_table(cur, name) for name in settings.expose]
-        app[TABLES].update({table.name: table for table in tables})
+            install(app, await load_catalog(cur, settings))
         app[POOL] = pool
         yield
     finally:
+        await app[RELOADER].stop()
         pool.close()
         try:  # a connection still checked out would make this wait forever
             async with asyncio.timeout(POOL_CLOSE_TIMEOUT):
@@ -120,9 +134,18 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app[DSN] = dsn
     app[HUB] = hub
     app[TABLES] = {}
+    app[FUNCTIONS] = {}
+    app[CATALOG_LISTENERS] = []
+    reloader = app[RELOADER] = Reloader(app)
     listen_dsn = settings.listen_url or dsn
     app[LISTENER] = Listener(
-        listen_dsn, hub, settings.listener_check, settings.poll_interval, settings.busy_poll_interval, counters=counted
+        listen_dsn,
+        hub,
+        settings.listener_check,
+        settings.poll_interval,
+        settings.busy_poll_interval,
+        counters=counted,
+        on_reload=reloader.request,
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_listener)
@@ -130,6 +153,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app.cleanup_ctx.append(_heartbeat)
     app.on_shutdown.append(_end_streams)
     stream.add_routes(app)
+    rpc.add_routes(app)  # before rest's: /api/rpc/<function> is not /api/<table>/<pk>
     rest.add_routes(app)
     health.add_routes(app)
     metrics.add_routes(app)

@@ -8,7 +8,14 @@ Claims the gateway reads::
 
     {"sub": "user-1", "exp": 1767225600,
      "topics": ["todos", "chat/*"],   # topic patterns: only * is a wildcard (any text, "/" included)
-     "write": true}                    # or a list of tables: ["todos"]
+     "write": true,                    # or a list of tables: ["todos"]
+     "role": "app_user"}               # optional: the database role of its /api requests
+
+With a ``role`` claim, each /api request runs as that database role (``SET LOCAL
+ROLE`` inside its transaction) and every request of a token sees its claims as
+``current_setting('request.jwt.claims', true)``, as in PostgREST, so the
+database's own privileges and row-level security policies apply
+(:mod:`gateway.request_role`). Without the claim, the gateway's own database role.
 
 A topic pattern that grants a table topic (``todos``) grants its row topics too
 (``todos/42``): a table subscriber sees every row's changes anyway. Reading
@@ -23,6 +30,7 @@ messages never echo it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +88,8 @@ class Grant:
     write: bool | frozenset[str]
     subject: str | None = None
     expires_at: float | None = None
+    role: str | None = None  # the database role of its /api requests; None: the gateway's own
+    claims: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)  # None: auth off
     _patterns: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -166,7 +176,17 @@ def _grant_from(claims: dict[str, Any]) -> Grant:
         write_grant = write
     else:
         raise _unauthorized("the token's 'write' claim must be true, false or a list of tables", Code.INVALID_CLAIMS)
-    return Grant(topics=tuple(topics), write=write_grant, subject=claims.get("sub"), expires_at=_expiry(claims))
+    role = claims.get("role")
+    if role is not None and (not isinstance(role, str) or not role):
+        raise _unauthorized("the token's 'role' claim must be the name of a database role", Code.INVALID_CLAIMS)
+    return Grant(
+        topics=tuple(topics),
+        write=write_grant,
+        subject=claims.get("sub"),
+        expires_at=_expiry(claims),
+        role=role,
+        claims=claims,
+    )
 
 
 def _expiry(claims: dict[str, Any]) -> float:

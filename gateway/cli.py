@@ -18,7 +18,7 @@ from aiohttp import web
 from .app import create_app, create_runner
 from .config import ConfigError, Settings, add_arguments, load_settings
 from .db import DatabaseError, apply_schema, create_pool, redact, start_embedded
-from .state import LISTENER
+from .state import LISTENER, RELOADER
 
 log = logging.getLogger("gateway")
 
@@ -107,6 +107,9 @@ async def _init_db(settings: Settings, dsn: str) -> None:
 async def _serve(settings: Settings, dsn: str) -> None:
     stop = _stop_on_signals()  # first: a SIGTERM during start-up must stop us too
     app = create_app(settings, dsn)
+    # SIGHUP reloads the catalog, as NOTIFY gateway_reload does (a reload before the
+    # pool is up does nothing: the start-up load reads the catalog as it is then).
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, app[RELOADER].request)
     runner = create_runner(app)
     try:
         if not await _unless_stopped(runner.setup(), stop):

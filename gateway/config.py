@@ -34,12 +34,21 @@ def _comma_separated(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def _tables(value: str) -> tuple[str, ...]:
-    names = _comma_separated(value)
-    for name in names:
-        if not _TABLE_NAME.match(name):
-            raise ValueError(f"{name!r} is not a table name (use name or schema.name)")
-    return names
+def _names(kind: str) -> Callable[[str], tuple[str, ...]]:
+    """A parser for comma-separated names of ``kind`` ("table", "function"): name or schema.name."""
+
+    def parse(value: str) -> tuple[str, ...]:
+        names = _comma_separated(value)
+        for name in names:
+            if not _TABLE_NAME.match(name):
+                raise ValueError(f"{name!r} is not a {kind} name (use name or schema.name)")
+        return names
+
+    return parse
+
+
+_tables = _names("table")
+_functions = _names("function")
 
 
 def _at_least(convert: Callable[[str], _N], zero_allowed: bool, what: str) -> Callable[[str], _N]:
@@ -164,6 +173,13 @@ class Settings:
         _tables,
         "comma-separated tables served under /api and watched for changes",
         "TABLES",
+    )
+    rpc: tuple[str, ...] = _setting(
+        (),
+        "GATEWAY_RPC",
+        _functions,
+        "comma-separated functions callable as /api/rpc/<name> (POST; GET too for STABLE or IMMUTABLE ones)",
+        "FUNCTIONS",
     )
     demo: bool = _setting(
         False,

@@ -34,6 +34,11 @@ the backend it expects: the lock is only ever taken on the verified backend, and
 session that turns out unstable later ends the listener for good, once it has
 released that backend's lock and LISTEN.
 
+The same connection LISTENs ``gateway_reload`` too, and only hands such a
+notification to the ``on_reload`` callback it was built with (and calls it once after
+each reconnect, since a NOTIFY sent while it was down is lost): what a reload does is
+:mod:`gateway.reload`'s business, never the listener's.
+
 The connection has TCP keepalives so a silent network drop is noticed, and is
 checked with the same journal read whenever it has been quiet for
 ``check_interval`` seconds. On any error it is dropped and reopened with capped
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
 
 import aiopg
@@ -61,6 +67,9 @@ from .wake import Action, Event, Mode, WakeProtocol
 log = logging.getLogger(__name__)
 
 CHANNEL = "gateway_journal"
+# ``NOTIFY gateway_reload`` (PostgREST's ``NOTIFY pgrst``): the schema changed; the
+# listener only passes it on to the ``on_reload`` it was built with (gateway.reload).
+RELOAD_CHANNEL = "gateway_reload"
 
 # Try to go to sleep: "held" (ours now), "busy" (writers in flight that skipped
 # NOTIFY: keep polling) or "other" (another listener's: writers notify meanwhile),
@@ -118,8 +127,10 @@ class Listener:
         busy_poll: float = 0.01,
         query_timeout: float = 30.0,
         counters: Counters = NO_COUNTERS,
+        on_reload: Callable[[], None] | None = None,
     ) -> None:
         self._dsn = dsn
+        self._on_reload = on_reload
         self._hub = hub
         self._counters = counters
         self._wake = WakeProtocol(check_interval, poll_interval, busy_poll)
@@ -227,7 +238,7 @@ class Listener:
             self._pid = await verify_session(conn, self._dsn)  # before anything stays on the backend
             async with conn.cursor() as cur:
                 await cur.execute(_SERVER_KEEPALIVES)
-                await cur.execute(f"LISTEN {CHANNEL}")
+                await cur.execute(f"LISTEN {CHANNEL}; LISTEN {RELOAD_CHANNEL}")
                 if self._snapshot is None:
                     await cur.execute(CURRENT_POSITION)
                     snap_text, position = await cur.fetchone()
@@ -236,6 +247,7 @@ class Listener:
                     self._started.set()
                 else:
                     await self._read(cur)
+                    self._reload()  # a NOTIFY gateway_reload sent while disconnected was lost
                 if self._down:
                     log.info("listener connected and caught up (position %d)", self._hub.position)
                     self._down = False
@@ -254,11 +266,14 @@ class Listener:
                 self._reported_mode = wake.mode
                 self._counters.listener_mode(wake.mode)
             if action is Action.WAIT:
-                notified = await _wait(notifies, wake.wait_time)
-                if notified:
+                first = await _wait(notifies, wake.wait_time)
+                if first is not None:
+                    reload = _channel(first) == RELOAD_CHANNEL
                     while not notifies.empty():  # one read answers them all
-                        notifies.get_nowait()
-                action = wake.handle(Event.NOTIFIED if notified else Event.QUIET)
+                        reload = _channel(notifies.get_nowait()) == RELOAD_CHANNEL or reload
+                    if reload:
+                        self._reload()
+                action = wake.handle(Event.QUIET if first is None else Event.NOTIFIED)
             elif action is Action.CHECK_BACKEND:
                 await self._check_backend(cur)
                 action = wake.handle(Event.CHECKED)
@@ -277,6 +292,11 @@ class Listener:
                 if outcome == "moved":
                     await self._moved(cur, backend)
                 action = wake.handle(Event(outcome))
+
+    def _reload(self) -> None:
+        """Pass a reload request on; the callback only schedules it, so it never holds up delivery."""
+        if self._on_reload is not None:
+            self._on_reload()
 
     async def _check_backend(self, cur: Any) -> None:
         """A quiet check while holding the lock: is this still the session's backend?"""
@@ -331,13 +351,17 @@ class Listener:
         return delivered
 
 
-async def _wait(notifies: Notifications, seconds: float) -> bool:
-    """Wait up to ``seconds`` for a notification; whether one came."""
+async def _wait(notifies: Notifications, seconds: float) -> Any | None:
+    """Wait up to ``seconds`` for a notification; the first one, or None if none came."""
     if not notifies.empty():
-        return True
+        return notifies.get_nowait()
     try:
         async with asyncio.timeout(seconds):
-            await notifies.get()
+            return await notifies.get()
     except TimeoutError:
-        return False
-    return True
+        return None
+
+
+def _channel(notification: Any) -> str:
+    """A notification's channel (psycopg2's Notify; anything else counts as the journal's)."""
+    return str(getattr(notification, "channel", CHANNEL))

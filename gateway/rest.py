@@ -1,12 +1,14 @@
 """JSON CRUD over the exposed tables: /api/<table> and /api/<table>/<pk>.
 
-Every statement is a single autocommit statement, so a request either changes one
-row completely or changes nothing. Values travel as quoted literals without a cast
-(see :mod:`gateway.literals`), so Postgres applies the column's type as it does to
-any hand-written statement: it alone decides what a valid value is, and its message
-reaches the client as a 400. A row leaves as ``row_to_json(t.*)``: ``t.*`` always
-means the whole row, where ``t`` alone would be the table's column of that name, if
-it has one. The capture trigger, not this module, turns the write into an event.
+Every request is a single statement, so it either changes one row completely or
+changes nothing; with auth on it runs in a transaction as the token's database role
+(:func:`gateway.request_role.role_cursor`), otherwise it autocommits. Values travel
+as quoted literals without a cast (see :mod:`gateway.literals`), so Postgres
+applies the column's type as it does to any hand-written statement: it alone
+decides what a valid value is, and its message reaches the client as a 400. A row
+leaves as ``row_to_json(t.*)``: ``t.*`` always means the whole row, where ``t``
+alone would be the table's column of that name, if it has one. The capture
+trigger, not this module, turns the write into an event.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-import aiopg
 from aiohttp import web
 from psycopg2 import sql
 
@@ -27,6 +28,7 @@ from .codes import Code
 from .errors import ApiError
 from .literals import to_param
 from .members import decode_body, member_texts
+from .request_role import role_cursor
 from .state import POOL, SETTINGS, TABLES
 
 RESERVED_PARAMS = frozenset({"limit", "offset", "order", "access_token"})
@@ -161,8 +163,8 @@ async def _execute(cur: Any, query: sql.Composable, params: list[Any]) -> None:
         raise ApiError(Code.BAD_VALUE, f"a value cannot be stored as text: {exc}") from None
 
 
-async def _one(pool: aiopg.Pool, query: sql.Composable, params: list[Any]) -> tuple[Any, ...] | None:
-    async with pool.acquire() as conn, conn.cursor() as cur:
+async def _one(request: web.Request, query: sql.Composable, params: list[Any]) -> tuple[Any, ...] | None:
+    async with role_cursor(request.app[POOL], grant_of(request)) as cur:
         await _execute(cur, query, params)
         row: tuple[Any, ...] | None = await cur.fetchone()
         return row
@@ -225,7 +227,7 @@ async def list_rows(request: web.Request) -> web.Response:
         table.ident, where, order
     )
     params += [limit, offset]
-    async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
+    async with role_cursor(request.app[POOL], grant_of(request)) as cur:
         await _execute(cur, query, params)
         rows = await cur.fetchall()
     return web.Response(text="[" + ",".join(row[0] for row in rows) + "]", content_type="application/json")
@@ -246,7 +248,7 @@ async def create_row(request: web.Request) -> web.Response:
         )
     else:
         query = sql.SQL("INSERT INTO {} AS t DEFAULT VALUES").format(table.ident)
-    row = await _one(request.app[POOL], query + returning, [value for _, value in pairs])
+    row = await _one(request, query + returning, [value for _, value in pairs])
     assert row is not None  # INSERT ... RETURNING always returns the row
     row_json, key = row
     headers = {"Location": f"/api/{table.name}/{quote(key, safe='')}"} if key is not None else None
@@ -260,7 +262,7 @@ async def get_row(request: web.Request) -> web.Response:
     query = sql.SQL("SELECT row_to_json(t.*)::text FROM {} AS t WHERE t.{} = {}").format(
         table.ident, Identifier(key.name), _comparand(key)
     )
-    row = await _one(request.app[POOL], query, [pk])
+    row = await _one(request, query, [pk])
     if row is None:
         raise _not_found(table, pk)
     return _row_response(row[0])
@@ -281,7 +283,7 @@ async def update_row(request: web.Request) -> web.Response:
         + _comparand(key)
         + sql.SQL(" RETURNING row_to_json(t.*)::text")
     )
-    row = await _one(request.app[POOL], query, [value for _, value in pairs] + [pk])
+    row = await _one(request, query, [value for _, value in pairs] + [pk])
     if row is None:
         raise _not_found(table, pk)
     return _row_response(row[0])
@@ -296,7 +298,7 @@ async def delete_row(request: web.Request) -> web.Response:
         + _comparand(key)
         + sql.SQL(" RETURNING row_to_json(t.*)::text")
     )
-    row = await _one(request.app[POOL], query, [pk])
+    row = await _one(request, query, [pk])
     if row is None:
         raise _not_found(table, pk)
     return _row_response(row[0])

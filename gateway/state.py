@@ -18,22 +18,29 @@ if TYPE_CHECKING:
     from .catalog import Table
     from .config import Settings
     from .cors import CorsPolicy
+    from .functions import Function
     from .hub import Hub
     from .limits import StreamLimits
     from .listener import Listener
     from .metrics import Metrics
+    from .reload import CatalogListener, Reloader
 
 # The application's.
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DSN: web.AppKey[str] = web.AppKey("dsn", str)
 POOL: web.AppKey[aiopg.Pool] = web.AppKey("pool")
 TABLES: web.AppKey[dict[str, Table]] = web.AppKey("tables", dict)
+# GATEWAY_RPC's functions by name as configured: each name's overloads.
+FUNCTIONS: web.AppKey[dict[str, tuple[Function, ...]]] = web.AppKey("functions", dict)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 LISTENER: web.AppKey[Listener] = web.AppKey("listener")
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 CORS: web.AppKey[CorsPolicy] = web.AppKey("cors")
 LIMITS: web.AppKey[StreamLimits] = web.AppKey("limits")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
+# Called with the app after each catalog load (start-up and every reload): gateway.reload.
+CATALOG_LISTENERS: web.AppKey[list[CatalogListener]] = web.AppKey("catalog_listeners", list)
 
 # A request's (set only when needed: the first key stored creates a dict that lives as
 # long as the request, and a stream's request lives for hours).
