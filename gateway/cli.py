@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gateway (the default command)")
     add_arguments(serve)
     init_db = commands.add_parser("init-db", help="apply schema.sql and triggers.sql, watch the tables, exit")
-    add_arguments(init_db)
+    add_arguments(init_db, init_db=True)
     return parser
 
 
