@@ -149,11 +149,14 @@ class KeySet:
             self._failed(str(exc) or type(exc).__name__)
             return None
         try:
-            keyring, skipped = keyring_from_jwks(json.loads(body))
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError among them
-            self._failed(
-                "the answer is not JSON" if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)) else str(exc)
-            )
+            document = json.loads(body)
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError; nested too deep
+            self._failed("the answer is not JSON")
+            return None
+        try:
+            keyring, skipped = keyring_from_jwks(document)
+        except ValueError as exc:
+            self._failed(str(exc))
             return None
         except Exception as exc:  # whatever a strange key does to a key parser: still only a bad answer
             self._failed(f"the answer is not a usable key set ({type(exc).__name__}: {exc})")
@@ -168,7 +171,7 @@ class KeySet:
     def _failed(self, reason: str) -> None:
         self.failing = True
         then = (
-            f"keeping the {len(self.keyring.keys)} keys fetched before"
+            f"keeping the {len(self.keyring.keys)} key(s) fetched before"
             if self.keyring is not None
             else "tokens are answered 503 until a fetch succeeds"
         )
