@@ -10,6 +10,7 @@ is a member of :class:`gateway.codes.Code`; this module only shapes and maps the
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -192,7 +193,7 @@ class Deferred(Exception):
     as its answer, so a request waits once at most.
     """
 
-    def __init__(self, ready: Awaitable[None], otherwise: Exception) -> None:
+    def __init__(self, ready: Awaitable[object], otherwise: Exception) -> None:
         super().__init__("deferred")
         self.ready = ready
         self.otherwise = otherwise
@@ -223,6 +224,8 @@ def json_errors(guards: Sequence[Guard] = (), streams: Collection[Handler] = ())
                     return _answer(early)
         except Deferred as wait:
             if waited:
+                if inspect.iscoroutine(wait.ready):
+                    wait.ready.close()  # never awaited: say so to the coroutine, not to the log
                 return _answer(error_response_for(request, wait.otherwise))
             return resume(request, handler, index, wait.ready)
         except Exception as exc:
@@ -231,7 +234,9 @@ def json_errors(guards: Sequence[Guard] = (), streams: Collection[Handler] = ())
             return handler(request)
         return _guarded(request, handler)
 
-    async def resume(request: web.Request, handler: Handler, index: int, ready: Awaitable[None]) -> web.StreamResponse:
+    async def resume(
+        request: web.Request, handler: Handler, index: int, ready: Awaitable[object]
+    ) -> web.StreamResponse:
         await ready
         return await through(request, handler, index, True)
 

@@ -107,24 +107,20 @@ class KeySet:
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._inflight
 
-    def refetch(self) -> Awaitable[None] | None:
+    def refetch(self) -> Awaitable[object] | None:
         """A fetch ahead of time for a token the keys cannot check; None when one was asked
         less than the cooldown ago (then the keys are what they are)."""
         loop = asyncio.get_running_loop()
         if self._http is None or loop.time() - self._asked_at < self._cooldown:
             return None
         self._asked_at = loop.time()
-        return self._wait(asyncio.ensure_future(self._fetch()))
+        # Shielded: a client that leaves while waiting cancels its wait, not the fetch.
+        return asyncio.shield(self._fetch())
 
     def retry_after(self) -> int:
         """Whole seconds until the next fetch (at least 1), for a 503's Retry-After."""
         loop = asyncio.get_running_loop()
         return max(1, math.ceil(self._next_at - loop.time()))
-
-    @staticmethod
-    async def _wait(fetch: asyncio.Future[float | None]) -> None:
-        # Shielded: a client that leaves while waiting cancels its wait, not the fetch.
-        await asyncio.shield(fetch)
 
     def _fetch(self) -> asyncio.Task[float | None]:
         if self._inflight is None or self._inflight.done():
