@@ -25,9 +25,9 @@ LOW, HIGH = REFRESH_BOUNDS
         ("max-age=600, stale-while-revalidate=15", 600.0),
         ('max-age="900"', 900.0),
         ("public, MAX-AGE=120", 120.0),
-        ("max-age=15, stale-if-error=86400", LOW),  # Auth0's: held to the lower bound
+        ("max-age=15, stale-if-error=86400", LOW),  # held to the lower bound
         ("max-age=0", LOW),
-        ("no-cache", LOW),  # Keycloak's
+        ("no-cache", LOW),
         ("no-store, max-age=600", LOW),
         ("max-age=31536000", HIGH),  # a key kept a year would outlive its revocation
         ("s-maxage=600", REFRESH_DEFAULT),  # for shared caches, not us
