@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
@@ -10,8 +11,10 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448
+from cryptography.x509.oid import NameOID
 
 from gateway.keys import (
     EDDSA,
@@ -219,3 +222,22 @@ def test_duplicate_kids_of_one_algorithm_are_refused_rather_than_guessed() -> No
     )
     with pytest.raises(Refused, match="2 keys 'es-1'"):
         choose(keyring, {"alg": "ES256", "kid": "es-1"})
+
+
+def test_a_certificate_pem_verifies_with_its_public_key() -> None:
+    """Auth0 offers its signing key as a certificate; the gateway takes the key inside."""
+    signer = SigningKey.new("cert", "RS256")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "issuer.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(signer.private.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(signer.private, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    keyring = keyring_from_pem(certificate.public_bytes(serialization.Encoding.PEM).decode())
+    assert keyring.keys[0].algorithms == RSA and verified(keyring, signer.token())
