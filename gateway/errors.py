@@ -190,7 +190,8 @@ class Deferred(Exception):
 
     For the rare request that needs I/O before it can be judged (a token whose key is
     being fetched: gateway.jwks). A guard that defers a second time gets ``otherwise``
-    as its answer, so a request waits once at most.
+    as its answer, so a request waits once at most. A stream that waited keeps one
+    coroutine frame more than the others for its life: the price of the rare case.
     """
 
     def __init__(self, ready: Awaitable[object], otherwise: Exception) -> None:

@@ -89,7 +89,9 @@ class KeySet:
         """The background task: fetch, wait, fetch again, until cancelled."""
         loop = asyncio.get_running_loop()
         retry = FIRST_RETRY
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout)) as http:
+        # trust_env: HTTPS_PROXY and NO_PROXY apply, as they do to curl in the same container.
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as http:
             self._http = http
             try:
                 while True:
