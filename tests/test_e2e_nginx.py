@@ -6,12 +6,16 @@ Skipped when nginx is missing (Debian: apt-get install nginx; .ci/run installs i
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
-from .conftest import RunningGateway
+from gateway.client_address import parse_networks
+
+from .conftest import RunningGateway, start_gateway
 from .nginx import BINARY, MISSING, nginx_in_front
 from .sse_client import SSEClient
+from .waiting import until
 
 pytestmark = pytest.mark.skipif(BINARY is None, reason=MISSING)
 
@@ -42,8 +46,6 @@ async def test_through_nginx_an_event_arrives_at_once_and_the_api_works(gateway:
 @pytest.mark.slow
 async def test_through_nginx_a_stream_idle_for_70_s_lives_on(database: str) -> None:
     """nginx's proxy_read_timeout is 60 s; the 15 s heartbeat keeps the stream alive."""
-    from .conftest import start_gateway
-
     async with start_gateway(database, heartbeat=15.0) as gateway:
         with nginx_in_front(gateway.url) as proxied:
             client = SSEClient(gateway.http, f"{proxied}/events?topic=todos")
@@ -57,3 +59,45 @@ async def test_through_nginx_a_stream_idle_for_70_s_lives_on(database: str) -> N
                 assert event.json["row"]["title"] == "after the idle minute"
             finally:
                 await client.close()
+
+
+async def test_behind_a_trusted_nginx_limits_and_log_use_the_forwarded_client(
+    database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without GATEWAY_TRUSTED_PROXIES every client behind nginx shares nginx's address and its
+    limit; with it, each client has its own. nginx appends the peer it saw to what the client sent."""
+    caplog.set_level(logging.INFO, logger="gateway.access")
+
+    def stream(gateway: RunningGateway, proxied: str, client: str) -> SSEClient:
+        return SSEClient(gateway.http, f"{proxied}/events?topic=todos", headers={"X-Forwarded-For": client})
+
+    async def second_stream_status(gateway: RunningGateway, proxied: str, client: str) -> int:
+        headers = {"X-Forwarded-For": client}
+        async with gateway.http.get(f"{proxied}/events?topic=todos", headers=headers) as resp:
+            return resp.status
+
+    async with start_gateway(database, max_subscribers_per_client=1) as gateway:
+        with nginx_in_front(gateway.url) as proxied:
+            held = stream(gateway, proxied, "198.51.100.1")
+            await held.connected()
+            assert await second_stream_status(gateway, proxied, "198.51.100.2") == 429  # all of them are nginx
+            await held.close()
+
+    trusted = parse_networks("127.0.0.1")
+    async with start_gateway(database, max_subscribers_per_client=1, trusted_proxies=trusted) as gateway:
+        with nginx_in_front(gateway.url) as proxied:
+            # nginx's own peer is 127.0.0.1 too, so each test client claims an address to its
+            # left: nginx sends "<claimed>, 127.0.0.1", 127.0.0.1 is trusted, the claim is the client.
+            held = stream(gateway, proxied, "198.51.100.1")
+            await held.connected()
+            other = stream(gateway, proxied, "198.51.100.2")
+            await other.connected()  # another client: its own limit
+            assert await second_stream_status(gateway, proxied, "198.51.100.1") == 429  # the first one's second
+            async with gateway.http.get(f"{proxied}/api/todos", headers={"X-Forwarded-For": "198.51.100.3"}) as resp:
+                assert resp.status == 200
+            await held.close()
+            await other.close()
+            await until(lambda: gateway.hub.statistics().subscribers == 0, timeout=5, what="the streams ended")
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert any(line.startswith('198.51.100.3 "GET /api/todos" 200') for line in lines), lines
+    assert any(line.startswith('198.51.100.1 "GET /events"') and line.endswith("stream") for line in lines), lines
