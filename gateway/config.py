@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .client_address import Network, parse_networks
+
 _N = TypeVar("_N", int, float)
 
 
@@ -258,6 +260,15 @@ class Settings:
         _positive_int,
         "most SSE streams one client address holds (then 429)",
         "N",
+    )
+    trusted_proxies: tuple[Network, ...] = _setting(
+        (),
+        "GATEWAY_TRUSTED_PROXIES",
+        parse_networks,
+        "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For or Forwarded header "
+        "names the client, for the per-client stream limit and the access log",
+        "CIDRS",
+        shown="none",
     )
     max_body: int = _setting(1024 * 1024, "GATEWAY_MAX_BODY", _positive_int, "largest request body accepted", "BYTES")
     page_limit: int = _setting(1000, "GATEWAY_PAGE_LIMIT", _positive_int, "largest ?limit= a list request may ask", "N")
