@@ -127,6 +127,15 @@ def _pem(value: str) -> str:
         raise ValueError(f"neither PEM text nor a readable file: {exc.strerror}") from None
 
 
+def _key_set_url(value: str) -> str:
+    """An http(s) URL with a host: where an identity provider publishes its JWK Set."""
+    if not value:
+        return value
+    if not re.match(r"^https?://[^/\s?#]+(/\S*)?$", value, re.IGNORECASE):
+        raise ValueError("must be an http:// or https:// URL, such as https://example.auth0.com/.well-known/jwks.json")
+    return value
+
+
 def _one_of(*choices: str, upper: bool = False) -> Callable[[str], str]:
     """A parser for one word of ``choices`` (any case), returned lower case, or ``upper``."""
     listed = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
@@ -354,8 +363,17 @@ class Settings:
         "",
         "GATEWAY_JWT_PUBLIC_KEY",
         _pem,
-        "RS256 public key (PEM text or a file); turns auth on for /events and /api",
+        "public key or certificate (PEM text or a file): RSA (RS256, PS256), EC P-256 (ES256) or Ed25519 (EdDSA); "
+        "turns auth on for /events and /api",
         "PEM",
+    )
+    jwt_jwks_url: str = _setting(
+        "",
+        "GATEWAY_JWT_JWKS_URL",
+        _key_set_url,
+        "an identity provider's JWK Set, fetched in the background and refreshed; a token's kid picks its key; "
+        "turns auth on for /events and /api",
+        "URL",
     )
     jwt_audience: str = _setting("", "GATEWAY_JWT_AUDIENCE", _text, "required 'aud' claim, if set", "AUD")
     cors_origins: tuple[str, ...] = _setting(
@@ -369,12 +387,19 @@ class Settings:
     @property
     def auth_enabled(self) -> bool:
         """True when a JWT key is set; not read yet: kept for the coming inspector."""
-        return bool(self.jwt_secret or self.jwt_public_key)
+        return bool(self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url)
 
     @property
     def embedded(self) -> bool:
         """True when the gateway runs its own Postgres (no DATABASE_URL given)."""
         return not self.database_url
+
+
+_KEY_SETTINGS = ("jwt_secret", "jwt_public_key", "jwt_jwks_url")
+ONE_KEY = (
+    "set one of GATEWAY_JWT_SECRET (HS256), GATEWAY_JWT_PUBLIC_KEY (a PEM) or GATEWAY_JWT_JWKS_URL (a key set), "
+    "not several"
+)
 
 
 def _parse(name: str, raw: str, source: str) -> Any:
@@ -423,8 +448,8 @@ def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, 
             values[setting.name] = _parse(setting.name, str(flag_value), "--" + setting.name.replace("_", "-"))
         elif setting.metadata["env"] in env:
             values[setting.name] = _parse(setting.name, env[setting.metadata["env"]], setting.metadata["env"])
-    if values.get("jwt_secret") and values.get("jwt_public_key"):
-        raise ConfigError("set GATEWAY_JWT_SECRET (HS256) or GATEWAY_JWT_PUBLIC_KEY (RS256), not both")
+    if sum(bool(values.get(name)) for name in _KEY_SETTINGS) > 1:
+        raise ConfigError(ONE_KEY)
     if values.get("listen_url") and not values.get("database_url"):
         raise ConfigError("GATEWAY_LISTEN_URL needs DATABASE_URL: the embedded Postgres is always reached directly")
     settings = Settings(**values)

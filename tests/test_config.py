@@ -194,3 +194,14 @@ def test_init_db_help_lists_only_the_settings_init_db_reads() -> None:
         assert flag not in text
     settings = load_settings(build_parser().parse_args(["init-db", "--expose", "a,b"]), environ={})
     assert settings.expose == ("a", "b")
+
+
+def test_a_jwks_url_turns_auth_on_and_is_one_of_the_three_kinds_of_key() -> None:
+    url = "https://example.eu.auth0.com/.well-known/jwks.json"
+    settings = load_settings(None, environ={"GATEWAY_JWT_JWKS_URL": url})
+    assert settings.jwt_jwks_url == url and settings.auth_enabled
+    with pytest.raises(ConfigError, match="not several"):
+        load_settings(None, environ={"GATEWAY_JWT_JWKS_URL": url, "GATEWAY_JWT_SECRET": "s" * 32})
+    for bad in ("example.auth0.com/jwks.json", "ftp://example.com/jwks", "https://", "https://a b/c"):
+        with pytest.raises(ConfigError, match=r"GATEWAY_JWT_JWKS_URL=.*must be an http:// or https:// URL"):
+            load_settings(None, environ={"GATEWAY_JWT_JWKS_URL": bad})
