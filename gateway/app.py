@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import health, metrics, publish, rest, rpc, stream
+from . import health, inspector, metrics, publish, rest, rpc, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .aiohttp_adapter import LINGER, GatewayRunner
 from .auth import Authenticator, authenticate
@@ -176,6 +176,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     rest.add_routes(app)
     health.add_routes(app)
     metrics.add_routes(app)
+    inspector.add_routes(app)  # only when GATEWAY_INSPECTOR (or demo mode) turns it on
     if settings.demo and "todos" in settings.expose:
         app.router.add_get("/", _todo_page)
     return app

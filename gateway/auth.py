@@ -2,8 +2,9 @@
 
 Off unless GATEWAY_JWT_SECRET (HS256), GATEWAY_JWT_PUBLIC_KEY (a PEM: RS256,
 ES256 or EdDSA by its key type) or GATEWAY_JWT_JWKS_URL (an identity provider's key
-set, :mod:`gateway.jwks`) is set. With one set, ``/events`` and ``/api`` refuse a request without a valid,
-unexpired token (401) and refuse a topic or a write the token does not grant (403).
+set, :mod:`gateway.jwks`) is set. With one set, ``/events``, ``/api`` and ``/inspect`` refuse a request
+without a valid, unexpired token (401) and refuse a topic, a write, a publish or the inspector the token
+does not grant (403).
 
 Claims the gateway reads::
 
@@ -48,7 +49,7 @@ from .keys import Keyring, Refused, UnknownKey, VerifyKey, choose, keyring_from_
 from .state import AUTHENTICATOR, GRANT
 
 TOKEN_NAME = "access_token"
-_PROTECTED_PREFIXES = ("/events", "/api/", "/api")
+_PROTECTED_PREFIXES = ("/events", "/api/", "/api", "/inspect")
 # The last second of the year 9999: a later (or astronomically large) exp is treated
 # as this, so a timer can be set for it and a float can hold it.
 LATEST_EXPIRY = 253402300799
