@@ -150,3 +150,19 @@ async def test_a_malformed_publish_claim_is_a_401(secured: RunningGateway) -> No
 async def test_a_table_topic_is_refused_even_to_a_token_that_may_publish_anything(secured: RunningGateway) -> None:
     status, error = await post(secured, {"topic": "todos/3", "data": {}}, token(publish=["*"]))
     assert (status, error["code"]) == (400, "table_topic")
+
+
+async def test_a_page_of_an_allowed_origin_may_publish(database: str) -> None:
+    async with start_gateway(database, cors_origins=("https://app.example.com",)) as gw:
+        preflight = {
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        }
+        async with gw.http.options(gw.url + PUBLISH, headers=preflight) as resp:
+            assert resp.status == 204 and "POST" in resp.headers["Access-Control-Allow-Methods"]
+        async with gw.http.post(
+            gw.url + PUBLISH, json={"topic": "chat/a"}, headers={"Origin": "https://app.example.com"}
+        ) as resp:
+            assert resp.status == 201
+            assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
