@@ -38,12 +38,13 @@ def page(limit: int | None, offset: int | None, range_header: str | None, cap: i
                 details="The lower boundary must be lower than or equal to the upper boundary in the Range header.",
                 hint="Range: 0-19 asks for the first 20 rows",
             )
-    start = first + (offset or 0)
+    start = max(first, offset or 0)
     end = last  # inclusive, None for open
     if limit is not None:
         if limit == 0:
-            return Page(start, 0)
-        end = start + limit - 1 if end is None else min(end, start + limit - 1)
+            return Page(offset or 0, 0)  # PostgREST's limit=0: an empty page, whatever the Range
+        query_end = (offset or 0) + limit - 1
+        end = query_end if end is None else min(end, query_end)
     count = cap if end is None else min(cap, end - start + 1)
     return Page(start, max(count, 0))
 
