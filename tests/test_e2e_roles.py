@@ -218,3 +218,33 @@ async def test_a_prologue_sets_the_role_for_the_statement_after_it_and_no_longer
         assert isinstance(mapped, ApiError) and mapped.code is Code.INSUFFICIENT_PRIVILEGE
         await cur.execute("SELECT current_user::text")
         assert await cur.fetchone() == (roles.gateway,)
+
+
+async def test_writes_by_filter_change_only_the_rows_the_policy_shows(rls: tuple[RunningGateway, Roles]) -> None:
+    gw, roles = rls
+    alice, bob = token("alice", roles.app), token("bob", roles.app)
+    await call(gw, "POST", "/api/notes", alice, json=[{"body": "a1"}, {"body": "a2"}])
+    await call(gw, "POST", "/api/notes", bob, json={"body": "b1"})
+    status, rows = await call(gw, "PATCH", "/api/notes?body=like.*", rep(alice), json={"body": "edited"})
+    assert status == 200 and [r["owner"] for r in rows] == ["alice", "alice"], rows
+    assert (await call(gw, "DELETE", "/api/notes?id=gt.0", bob)) == (204, None)
+    rows = await run_sql(gw.dsn, "SELECT body, owner FROM notes ORDER BY id")
+    assert rows == [("edited", "alice"), ("edited", "alice")]
+
+
+async def test_a_role_that_may_insert_but_not_select_posts_with_the_default_minimal(
+    rls: tuple[RunningGateway, Roles], database: str
+) -> None:
+    """PostgREST's return=minimal sends no RETURNING, so INSERT alone is enough; asking for the row needs SELECT."""
+    gw, roles = rls
+    writer = f"w_{secrets.token_hex(3)}"
+    await run_sql(
+        database, f"CREATE ROLE {writer} NOLOGIN; GRANT {writer} TO {roles.gateway}; GRANT INSERT ON notes TO {writer}"
+    )
+    try:
+        assert await call(gw, "POST", "/api/notes", token("gil", writer), json={"body": "blind"}) == (201, None)
+        status, body = await call(gw, "POST", "/api/notes", rep(token("gil", writer)), json={"body": "seen"})
+        assert status == 403 and code_of(body) == "42501", body
+        assert await run_sql(gw.dsn, "SELECT body, owner FROM notes") == [("blind", "gil")]
+    finally:
+        await run_sql(database, f"REVOKE ALL ON notes FROM {writer}; DROP ROLE {writer}")
