@@ -22,7 +22,6 @@ from typing import Any
 import aiopg
 import psycopg2
 from aiohttp import web
-from psycopg2 import sql
 
 from .auth import Grant, grant_of
 from .codes import Code
@@ -41,14 +40,12 @@ class Session:
         self.rollback = False
         self.started = False  # BEGIN sent
 
-    async def execute(self, query: sql.Composable, params: dict[str, Any]) -> None:
+    async def execute(self, query: str, params: dict[str, Any]) -> None:
         """Run one statement; a value the driver cannot send at all is the client's 400."""
         prologue = None if self.started and self.transaction else role_prologue(self.grant)
-        head: sql.Composable = sql.SQL("")
-        if self.transaction and not self.started:
-            head = sql.SQL("BEGIN; ")
+        head = "BEGIN; " if self.transaction and not self.started else ""
         if prologue is not None:
-            head = head + prologue[0]
+            head += prologue[0].as_string(self.cur.raw)
             params = {**params, **prologue[1]}
         first = not self.started
         self.started = True

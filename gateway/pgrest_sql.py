@@ -16,6 +16,13 @@ JSON keys in a path are parameters too (``t.data->%(p1)s``: an untyped literal t
 ``select=`` is a type name of letters, digits and ``_`` (or one of the few SQL types
 of two words), so it cannot carry anything but a type; Postgres says whether it is
 one. No I/O here: the handlers run what this builds.
+
+The SQL is built as plain text, not as psycopg2 ``sql.Composed`` trees: a GET by
+filter composed some twenty Composed objects, and their checks and copies cost more
+than the rest of the request's Python. Identifiers are quoted here exactly as
+``quote_ident`` quotes them (double quotes, a quote inside doubled), only for names
+the catalog has, with each ``%`` doubled (the statement runs with parameters), and
+each name's quoting is computed once.
 """
 
 from __future__ import annotations
@@ -24,9 +31,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg2 import sql
-
-from .catalog import Column, Identifier, Table, placeholder_safe
+from .catalog import Column, Table, placeholder_safe
 from .codes import Code
 from .errors import ApiError
 from .grammar import Condition, Field, Filter, IsValue, Logic, Operator, OrderTerm, SelectItem, like_pattern
@@ -40,13 +45,32 @@ class Params:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
-    def add(self, value: Any) -> sql.Composable:
+    def add(self, value: Any) -> str:
         key = f"p{len(self.values)}"
         self.values[key] = value
-        return sql.Placeholder(key)
+        return f"%({key})s"
 
 
-T = sql.SQL("t.")
+_QUOTED: dict[str, str] = {}
+
+
+def ident(name: str) -> str:
+    """``name`` quoted as an SQL identifier, ``%`` doubled; call it only with catalog names."""
+    quoted = _QUOTED.get(name)
+    if quoted is None:
+        quoted = _QUOTED[name] = ('"' + name.replace('"', '""') + '"').replace("%", "%%")
+    return quoted
+
+
+def table_sql(table: Table) -> str:
+    """The table's qualified name, quoted: ``"public"."todos"``."""
+    return ".".join(ident(part) for part in table.ident.strings)  # type: ignore[attr-defined]
+
+
+def column_sql(name: str) -> str:
+    """``t."col"``: the column of the row aliased ``t``."""
+    return "t." + ident(name)
+
 
 _COMPARISONS = {
     Operator.EQ: "=",
@@ -69,6 +93,7 @@ _COMPARISONS = {
     Operator.NXL: "&>",
     Operator.ADJ: "-|-",
 }
+_OPS = {op: f" {text} " for op, text in _COMPARISONS.items()}
 _TEXT_SEARCH = {
     Operator.FTS: "to_tsquery",
     Operator.PLFTS: "plainto_tsquery",
@@ -76,11 +101,11 @@ _TEXT_SEARCH = {
     Operator.WFTS: "websearch_to_tsquery",
 }
 _IS = {
-    IsValue.NULL: "IS NULL",
-    IsValue.NOT_NULL: "IS NOT NULL",
-    IsValue.TRUE: "IS TRUE",
-    IsValue.FALSE: "IS FALSE",
-    IsValue.UNKNOWN: "IS UNKNOWN",
+    IsValue.NULL: " IS NULL",
+    IsValue.NOT_NULL: " IS NOT NULL",
+    IsValue.TRUE: " IS TRUE",
+    IsValue.FALSE: " IS FALSE",
+    IsValue.UNKNOWN: " IS UNKNOWN",
 }
 _LIKE = frozenset({Operator.LIKE, Operator.ILIKE})
 _CAST = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -95,7 +120,6 @@ _TWO_WORD_TYPES = frozenset(
         "time without time zone",
     }
 )
-_OPS = {op: sql.SQL(f" {text} ") for op, text in _COMPARISONS.items()}
 
 
 def column(table: Table, name: str) -> Column:
@@ -111,68 +135,62 @@ def column(table: Table, name: str) -> Column:
     return found
 
 
-def field(table: Table, target: Field, params: Params) -> tuple[sql.Composable, Column]:
-    """``t.col`` or ``t.col->'a'->>'b'`` (keys as parameters), and the column."""
+def field(table: Table, target: Field, params: Params) -> tuple[str, Column]:
+    """``t."col"`` or ``(t."col"->'a')->>'b'`` (keys as parameters), and the column."""
     col = column(table, target.column)
-    expr: sql.Composable = T + Identifier(col.name)
+    expr = column_sql(col.name)
     for step in target.path:
-        arrow = sql.SQL("->>" if step.as_text else "->")
-        key = sql.SQL(str(step.key)) if isinstance(step.key, int) else params.add(step.key)
-        expr = sql.SQL("(") + expr + arrow + key + sql.SQL(")")
+        arrow = "->>" if step.as_text else "->"
+        key = str(step.key) if isinstance(step.key, int) else params.add(step.key)
+        expr = f"({expr}{arrow}{key})"
     return expr, col
 
 
-def where(table: Table, filters: Sequence[Filter], params: Params) -> sql.Composable | None:
+def where(table: Table, filters: Sequence[Filter], params: Params) -> str | None:
     """The filters ANDed, or None when there are none."""
     if not filters:
         return None
     if len(filters) == 1:
         return condition(table, filters[0], params)
-    return sql.SQL(" AND ").join(condition(table, f, params) for f in filters)
+    return " AND ".join(condition(table, f, params) for f in filters)
 
 
-def condition(table: Table, node: Filter, params: Params) -> sql.Composable:
+def condition(table: Table, node: Filter, params: Params) -> str:
     if isinstance(node, Logic):
-        joiner = sql.SQL(" AND " if node.conjunction == "and" else " OR ")
-        inner = sql.SQL("(") + joiner.join(condition(table, c, params) for c in node.children) + sql.SQL(")")
-        return sql.SQL("NOT ") + inner if node.negated else inner
+        joiner = " AND " if node.conjunction == "and" else " OR "
+        inner = "(" + joiner.join(condition(table, c, params) for c in node.children) + ")"
+        return "NOT " + inner if node.negated else inner
     expr = _comparison(table, node, params)
-    return sql.SQL("NOT (") + expr + sql.SQL(")") if node.negated else expr
+    return f"NOT ({expr})" if node.negated else expr
 
 
-def _comparison(table: Table, cond: Condition, params: Params) -> sql.Composable:
+def _comparison(table: Table, cond: Condition, params: Params) -> str:
     lhs, col = field(table, cond.field, params)
     op, value = cond.op, cond.value
     if op is Operator.IS:
         assert isinstance(value, IsValue)
-        return lhs + sql.SQL(" " + _IS[value])
+        return lhs + _IS[value]
     if op is Operator.IN:
         assert isinstance(value, tuple)
         if not value:
-            return sql.SQL("false")  # PostgREST's = ANY('{}'): no row
-        items = sql.SQL(", ").join(_value(col, cond.field, v, params) for v in value)
-        return lhs + sql.SQL(" IN (") + items + sql.SQL(")")
+            return "false"  # PostgREST's = ANY('{}'): no row
+        return lhs + " IN (" + ", ".join(_value(col, cond.field, v, params) for v in value) + ")"
     assert isinstance(value, str)
     if op in _TEXT_SEARCH:
-        function = sql.SQL(_TEXT_SEARCH[op])
-        args = (
-            params.add(value)
-            if cond.language is None
-            else params.add(cond.language) + sql.SQL(", ") + params.add(value)
-        )
-        return lhs + sql.SQL(" @@ ") + function + sql.SQL("(") + args + sql.SQL(")")
+        args = params.add(value) if cond.language is None else params.add(cond.language) + ", " + params.add(value)
+        return f"{lhs} @@ {_TEXT_SEARCH[op]}({args})"
     text = like_pattern(value) if op in _LIKE else value
     if cond.quantifier is not None:
         # eq(any).{a,b}: the array literal as sent, read as an array of the column's type
-        return lhs + _OPS[op] + sql.SQL(cond.quantifier.upper() + "(") + params.add(text) + sql.SQL(")")
+        return f"{lhs}{_OPS[op]}{cond.quantifier.upper()}({params.add(text)})"
     return lhs + _OPS[op] + _value(col, cond.field, text, params)
 
 
-def _value(col: Column, target: Field, text: str, params: Params) -> sql.Composable:
+def _value(col: Column, target: Field, text: str, params: Params) -> str:
     """An untyped literal; a whole composite column's is cast to its row type."""
     placeholder = params.add(text)
     if col.is_composite and not target.path:
-        return placeholder + sql.SQL("::" + placeholder_safe(col.type_sql))
+        return placeholder + "::" + placeholder_safe(col.type_sql)
     return placeholder
 
 
@@ -186,11 +204,11 @@ def output_name(item: SelectItem) -> str:
     return item.field.column
 
 
-def cast(name: str) -> sql.Composable:
+def cast(name: str) -> str:
     """``::type`` for a select item: a type name's shape only, Postgres checks the name."""
     normal = " ".join(name.split())
     if _CAST.fullmatch(normal) or normal.lower() in _TWO_WORD_TYPES:
-        return sql.SQL("::" + normal)
+        return "::" + normal
     raise ApiError(
         Code.PARSE_ERROR,
         f"cannot cast to {name!r}: a cast names a type (letters, digits and _)",
@@ -198,49 +216,52 @@ def cast(name: str) -> sql.Composable:
     )
 
 
-def projection(table: Table, items: Sequence[SelectItem] | None, params: Params) -> list[tuple[sql.Composable, str]]:
+def projection(table: Table, items: Sequence[SelectItem] | None, params: Params) -> list[tuple[str, str]]:
     """Each output column's expression and its name, ``*`` expanded from the catalog."""
-    out: list[tuple[sql.Composable, str]] = []
+    out: list[tuple[str, str]] = []
     for item in items if items is not None else (SelectItem(None),):
         if item.field is None:
-            out.extend((T + Identifier(name), name) for name in table.columns)
+            out.extend((column_sql(name), name) for name in table.columns)
             continue
         expr, _ = field(table, item.field, params)
         if item.cast is not None:
-            expr = sql.SQL("(") + expr + sql.SQL(")") + cast(item.cast)
+            expr = f"({expr}){cast(item.cast)}"
         out.append((expr, output_name(item)))
     return out
 
 
-def as_json(columns: Sequence[tuple[sql.Composable, str]], source: sql.Composable) -> sql.Composable:
+def listed(columns: Sequence[tuple[str, str]]) -> str:
+    """``expr AS "name", ...``."""
+    return ", ".join(f"{expr} AS {ident(name)}" for expr, name in columns)
+
+
+def as_json(columns: Sequence[tuple[str, str]], source: str) -> str:
     """One JSON object per row of ``source`` (its rows aliased ``t``): ``row_to_json`` of the columns."""
-    listed = sql.SQL(", ").join(expr + sql.SQL(" AS ") + Identifier(name) for expr, name in columns)
-    return (
-        sql.SQL("SELECT row_to_json(s.*)::text FROM (SELECT ") + listed + sql.SQL(" FROM ") + source + sql.SQL(") AS s")
-    )
+    return f"SELECT row_to_json(s.*)::text FROM (SELECT {listed(columns)} FROM {source}) AS s"
 
 
-def as_text(columns: Sequence[tuple[sql.Composable, str]]) -> sql.Composable:
+def as_text(columns: Sequence[tuple[str, str]]) -> str:
     """The columns as text, for CSV."""
-    return sql.SQL(", ").join(sql.SQL("(") + expr + sql.SQL(")::text") for expr, _ in columns)
+    return ", ".join(f"({expr})::text" for expr, _ in columns)
 
 
-def order_by(table: Table, terms: Sequence[OrderTerm], params: Params) -> sql.Composable | None:
-    """``t.a DESC NULLS LAST, t.b``; None for no order (see :func:`default_order`)."""
+def order_by(table: Table, terms: Sequence[OrderTerm], params: Params) -> str | None:
+    """``t."a" DESC NULLS LAST, t."b"``; None for no order (see :func:`default_order`)."""
     if not terms:
         return None
     parts = []
     for term in terms:
         expr, _ = field(table, term.field, params)
-        suffix = " DESC" if term.descending else ""
+        if term.descending:
+            expr += " DESC"
         if term.nulls is not None:
-            suffix += " NULLS FIRST" if term.nulls == "first" else " NULLS LAST"
-        parts.append(expr + sql.SQL(suffix))
-    return sql.SQL(", ").join(parts)
+            expr += " NULLS FIRST" if term.nulls == "first" else " NULLS LAST"
+        parts.append(expr)
+    return ", ".join(parts)
 
 
-def default_order(table: Table) -> sql.Composable | None:
+def default_order(table: Table) -> str | None:
     """The primary key, so pages are stable (PostgREST leaves the order to the plan)."""
     if not table.primary_key:
         return None
-    return sql.SQL(", ").join(T + Identifier(k) for k in table.primary_key)
+    return ", ".join(column_sql(k) for k in table.primary_key)

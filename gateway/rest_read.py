@@ -16,7 +16,6 @@ import json
 from typing import Any
 
 from aiohttp import web
-from psycopg2 import sql
 
 from . import prefer, ranges
 from .api_db import Session, session
@@ -24,41 +23,39 @@ from .api_request import key_filter, not_found, query_of, table_of
 from .auth import grant_of
 from .catalog import Table
 from .grammar import Filter, Query
-from .pgrest_sql import Params, as_json, as_text, default_order, order_by, projection, where
+from .pgrest_sql import Params, as_json, as_text, default_order, order_by, projection, table_sql, where
 from .representation import Media, negotiate, render, response
 from .state import SETTINGS
-
-_STAR = sql.SQL("SELECT row_to_json(t.*)::text FROM ")
-_AS_T = sql.SQL(" AS t")
 
 
 def select_statement(
     table: Table, query: Query, filters: tuple[Filter, ...], media: Media, page: ranges.Page, params: Params
-) -> tuple[sql.Composable, sql.Composable | None, list[str]]:
+) -> tuple[str, str | None, list[str]]:
     """The page's statement, the WHERE clause (for a count), and the output names (for CSV)."""
     cond = where(table, filters, params)
     order = order_by(table, query.order, params) or default_order(table)
-    source: sql.Composable = table.ident + _AS_T
+    source = table_sql(table) + " AS t"
     if cond is not None:
-        source = source + sql.SQL(" WHERE ") + cond
+        source += " WHERE " + cond
     if order is not None:
-        source = source + sql.SQL(" ORDER BY ") + order
-    source = source + sql.SQL(" LIMIT ") + params.add(page.limit)
+        source += " ORDER BY " + order
+    source += " LIMIT " + params.add(page.limit)
     if page.offset:
-        source = source + sql.SQL(" OFFSET ") + params.add(page.offset)
+        source += " OFFSET " + params.add(page.offset)
     if media is Media.CSV:
         columns = projection(table, query.select, params)
-        return sql.SQL("SELECT ") + as_text(columns) + sql.SQL(" FROM ") + source, cond, [n for _, n in columns]
+        return f"SELECT {as_text(columns)} FROM {source}", cond, [n for _, n in columns]
     if query.select is None:
-        return _STAR + source, cond, []
+        return "SELECT row_to_json(t.*)::text FROM " + source, cond, []
     return as_json(projection(table, query.select, params), source), cond, []
 
 
-async def _planned(s: Session, table: Table, cond: sql.Composable | None, params: Params) -> int:
-    query = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM ") + table.ident + _AS_T
-    if cond is not None:
-        query = query + sql.SQL(" WHERE ") + cond
-    await s.execute(query, params.values)
+def _counted(table: Table, cond: str | None) -> str:
+    return table_sql(table) + " AS t" + (" WHERE " + cond if cond is not None else "")
+
+
+async def _planned(s: Session, table: Table, cond: str | None, params: Params) -> int:
+    await s.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM " + _counted(table, cond), params.values)
     (plan,) = (await s.fetchall())[0]
     document = plan if isinstance(plan, list) else json.loads(plan)
     return int(document[0]["Plan"]["Plan Rows"])
@@ -68,7 +65,7 @@ async def read(
     request: web.Request, table: Table, query: Query, filters: tuple[Filter, ...], media: Media
 ) -> tuple[list[tuple[Any, ...]], list[str], ranges.Page, int | None, prefer.Preferences]:
     """Run the read; the page's rows (payload first), the CSV names, the page and the total if asked."""
-    prefs = prefer.parse(request.headers.getall("Prefer", ()))
+    prefs = prefer.parse(request.headers.getall("Prefer", ())) if "Prefer" in request.headers else prefer.NONE
     cap = request.app[SETTINGS].page_limit
     page = ranges.page(query.limit, query.offset, request.headers.get("Range"), cap)
     params = Params()
@@ -78,21 +75,14 @@ async def read(
         if prefs.count is None:
             await s.execute(statement, params.values)
             return await s.fetchall(), names, page, None, prefs
-        counted: sql.Composable = table.ident + _AS_T + (sql.SQL(" WHERE ") + cond if cond is not None else sql.SQL(""))
         if prefs.count == "planned":
             total = await _planned(s, table, cond, params)
             await s.execute(statement, params.values)
             return await s.fetchall(), names, page, total, prefs
-        if prefs.count == "estimated":
-            counted = sql.SQL("(SELECT 1 FROM ") + counted + sql.SQL(" LIMIT ") + params.add(cap + 1) + sql.SQL(")")
-        else:
-            counted = sql.SQL("(SELECT 1 FROM ") + counted + sql.SQL(")")
+        limit = " LIMIT " + params.add(cap + 1) if prefs.count == "estimated" else ""
         both = (
-            sql.SQL("SELECT c.n, p.* FROM (SELECT count(*) AS n FROM ")
-            + counted
-            + sql.SQL(" AS x) AS c LEFT JOIN LATERAL (SELECT true AS pgrst_row, q.* FROM (")
-            + statement
-            + sql.SQL(") AS q) AS p ON true")
+            f"SELECT c.n, p.* FROM (SELECT count(*) AS n FROM (SELECT 1 FROM {_counted(table, cond)}{limit}) AS x) AS c"
+            f" LEFT JOIN LATERAL (SELECT true AS pgrst_row, q.* FROM ({statement}) AS q) AS p ON true"
         )
         await s.execute(both, params.values)
         rows = await s.fetchall()

@@ -25,23 +25,20 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from psycopg2 import sql
 
 from . import prefer, ranges
 from .api_db import session
 from .api_request import key_filter, not_found, query_of, table_of
 from .auth import grant_of
 from .body import read_json
-from .catalog import Column, Identifier, Table
+from .catalog import Column, Table
 from .codes import Code
 from .errors import ApiError
 from .grammar import Filter, Query
 from .literals import to_param
 from .members import element_member_texts, member_texts
-from .pgrest_sql import Params, T, as_text, column, projection, where
+from .pgrest_sql import Params, as_text, column, column_sql, ident, listed, projection, table_sql, where
 from .representation import Media, negotiate, one, render, response
-
-_DEFAULT = sql.SQL("DEFAULT")
 
 
 def _writable(table: Table, name: str) -> Column:
@@ -92,20 +89,20 @@ def _value(col: Column, item: dict[str, Any], texts: dict[str, str] | None) -> A
 
 def _values_rows(
     columns: list[Column], objects: list[dict[str, Any]], text: str, single: bool, params: Params, defaults: bool
-) -> sql.Composable:
+) -> str:
     texts: list[dict[str, str]] | None = None
     if any(col.keeps_text for col in columns):
         texts = [member_texts(text)] if single else element_member_texts(text)
     rows = []
     for index, item in enumerate(objects):
-        cells: list[sql.Composable] = []
+        cells: list[str] = []
         for col in columns:
             if col.name not in item:
-                cells.append(_DEFAULT if defaults else sql.SQL("NULL"))
+                cells.append("DEFAULT" if defaults else "NULL")
             else:
                 cells.append(params.add(_value(col, item, texts[index] if texts else None)))
-        rows.append(sql.SQL("(") + sql.SQL(", ").join(cells) + sql.SQL(")"))
-    return sql.SQL(", ").join(rows)
+        rows.append("(" + ", ".join(cells) + ")")
+    return ", ".join(rows)
 
 
 def _returning(
@@ -121,31 +118,30 @@ def _returning(
 
 
 def _finish(
-    mutation: sql.Composable,
+    mutation: str,
     table: Table,
     query: Query,
     how: str,
     media: Media,
     params: Params,
     upsert: bool,
-) -> sql.Composable:
+) -> str:
     """The mutation with what it returns: (inserted, key texts..., payload...) per row."""
-    inserted = sql.SQL("(t.xmax = 0)") if upsert else sql.SQL("true")
-    keys = [sql.SQL("(") + T + Identifier(k) + sql.SQL(")::text") for k in table.primary_key]
+    inserted = "(t.xmax = 0)" if upsert else "true"
+    keys = [f"({column_sql(k)})::text" for k in table.primary_key]
     if how == "none":
         return mutation
     if how == "keys":
-        return mutation + sql.SQL(" RETURNING ") + sql.SQL(", ").join([inserted, *keys])
-    flag = sql.SQL(", (t.xmax = 0) AS pgrst_inserted") if upsert else sql.SQL("")
-    head = sql.SQL("WITH pgrst_w AS (") + mutation + sql.SQL(" RETURNING t.*") + flag + sql.SQL(") SELECT ")
+        return mutation + " RETURNING " + ", ".join([inserted, *keys])
+    flag = ", (t.xmax = 0) AS pgrst_inserted" if upsert else ""
+    head = f"WITH pgrst_w AS ({mutation} RETURNING t.*{flag}) SELECT "
     columns = projection(table, query.select, params)
-    lead = [sql.SQL("t.pgrst_inserted") if upsert else sql.SQL("true"), *keys]
+    lead = ["t.pgrst_inserted" if upsert else "true", *keys]
     if media is Media.CSV:
         payload = as_text(columns)
     else:
-        listed = sql.SQL(", ").join(expr + sql.SQL(" AS ") + Identifier(name) for expr, name in columns)
-        payload = sql.SQL("(SELECT row_to_json(s.*)::text FROM (SELECT ") + listed + sql.SQL(") AS s)")
-    return head + sql.SQL(", ").join([*lead, payload]) + sql.SQL(" FROM pgrst_w AS t")
+        payload = f"(SELECT row_to_json(s.*)::text FROM (SELECT {listed(columns)}) AS s)"
+    return head + ", ".join([*lead, payload]) + " FROM pgrst_w AS t"
 
 
 def _refuse_limits(query: Query, method: str) -> None:
@@ -158,7 +154,7 @@ def _refuse_limits(query: Query, method: str) -> None:
 
 
 async def _run(
-    request: web.Request, statement: sql.Composable, params: Params, how: str, media: Media, prefs: prefer.Preferences
+    request: web.Request, statement: str, params: Params, how: str, media: Media, prefs: prefer.Preferences
 ) -> tuple[list[tuple[Any, ...]], int]:
     """Run the write; its rows (if it returns any) and how many rows it changed."""
     singular = media is Media.OBJECT
@@ -220,25 +216,22 @@ async def create_rows(request: web.Request) -> web.Response:
             payload, media_type = render(media, rows, [n for _, n in projection(table, query.select, Params())])
             return response(payload, media_type, 201, headers)
         return web.Response(status=201, headers=headers)
-    listed: sql.Composable
     if columns:
-        listed = sql.SQL(", ").join(Identifier(c.name) for c in columns)
+        targets_sql = ", ".join(ident(c.name) for c in columns)
         values = _values_rows(columns, objects, text, single, params, prefs.missing == "default")
     else:  # every object is {}: each row all defaults
-        listed = Identifier(next(iter(table.columns)))
-        values = sql.SQL(", ").join(sql.SQL("(DEFAULT)") for _ in objects)
-    mutation = sql.SQL("INSERT INTO ") + table.ident + sql.SQL(" AS t (") + listed + sql.SQL(") VALUES ") + values
+        targets_sql = ident(next(iter(table.columns)))
+        values = ", ".join("(DEFAULT)" for _ in objects)
+    mutation = f"INSERT INTO {table_sql(table)} AS t ({targets_sql}) VALUES {values}"
     if upsert:
         targets = [column(table, name) for name in query.on_conflict or table.primary_key]
-        mutation = mutation + sql.SQL(" ON CONFLICT (") + sql.SQL(", ").join(Identifier(c.name) for c in targets)
+        mutation += " ON CONFLICT (" + ", ".join(ident(c.name) for c in targets)
         updates = columns
         if prefs.resolution == "ignore-duplicates" or not updates:
-            mutation = mutation + sql.SQL(") DO NOTHING")
+            mutation += ") DO NOTHING"
         else:
-            sets = sql.SQL(", ").join(
-                sql.SQL("{} = EXCLUDED.{}").format(Identifier(c.name), Identifier(c.name)) for c in updates
-            )
-            mutation = mutation + sql.SQL(") DO UPDATE SET ") + sets
+            sets = ", ".join(f"{ident(c.name)} = EXCLUDED.{ident(c.name)}" for c in updates)
+            mutation += ") DO UPDATE SET " + sets
     how, names = _returning(table, query, prefs, media, inserted=True)
     if media is Media.OBJECT and how == "none":
         how = "keys"  # the count decides, so the statement must return its rows
@@ -285,15 +278,13 @@ async def _change(
         if not columns:
             raise ApiError(Code.EMPTY_UPDATE, "the body names no column to change")
         texts = member_texts(text) if any(c.keeps_text for c in columns) else None
-        sets = sql.SQL(", ").join(
-            Identifier(c.name) + sql.SQL(" = ") + params.add(_value(c, body, texts)) for c in columns
-        )
-        mutation = sql.SQL("UPDATE ") + table.ident + sql.SQL(" AS t SET ") + sets
+        sets = ", ".join(f"{ident(c.name)} = {params.add(_value(c, body, texts))}" for c in columns)
+        mutation = f"UPDATE {table_sql(table)} AS t SET {sets}"
     else:
-        mutation = sql.SQL("DELETE FROM ") + table.ident + sql.SQL(" AS t")
+        mutation = f"DELETE FROM {table_sql(table)} AS t"
     cond = where(table, filters, params)
     assert cond is not None
-    mutation = mutation + sql.SQL(" WHERE ") + cond
+    mutation += " WHERE " + cond
     how, names = _returning(table, query, prefs, media, inserted=False)
     if media is Media.OBJECT and how == "none":
         how = "keys"

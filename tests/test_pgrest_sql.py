@@ -13,13 +13,12 @@ from urllib.parse import parse_qsl
 
 import aiopg
 import pytest
-from psycopg2 import sql
 
 from gateway.catalog import Table, load_table
 from gateway.db import apply_schema, create_pool
 from gateway.errors import ApiError
 from gateway.grammar import parse_query
-from gateway.pgrest_sql import Params, as_json, default_order, order_by, projection, where
+from gateway.pgrest_sql import Params, as_json, default_order, ident, order_by, projection, table_sql, where
 
 from .conftest import run_sql
 
@@ -65,11 +64,11 @@ async def _ids(conn: aiopg.Connection, table: Table, query: str) -> list[int]:
     params = Params()
     cond = where(table, tree.filters, params)
     order = order_by(table, tree.order, params) or default_order(table)
-    statement = sql.SQL("SELECT t.id FROM ") + table.ident + sql.SQL(" AS t")
+    statement = f"SELECT t.id FROM {table_sql(table)} AS t"
     if cond is not None:
-        statement += sql.SQL(" WHERE ") + cond
+        statement += " WHERE " + cond
     assert order is not None
-    statement += sql.SQL(" ORDER BY ") + order
+    statement += " ORDER BY " + order
     async with conn.cursor() as cur:
         await cur.execute(statement, params.values)
         return [row[0] for row in await cur.fetchall()]
@@ -165,7 +164,8 @@ async def test_values_are_parameters_never_sql(items: tuple[aiopg.Connection, Ta
         cond = where(table, tree.filters, params)
         assert params.values == {"p0": value}
         async with conn.cursor() as cur:
-            await cur.execute(sql.SQL("SELECT count(*) FROM items AS t WHERE ") + cond, params.values)
+            assert cond == 't."name" = %(p0)s'
+            await cur.execute("SELECT count(*) FROM items AS t WHERE " + cond, params.values)
             assert await cur.fetchone() == (0,)
     assert await _ids(conn, table, "") == [1, 2, 3, 4]  # still there
 
@@ -205,7 +205,7 @@ async def test_select_names_and_casts_the_columns(
     params = Params()
     cond = where(table, tree.filters, params)
     assert cond is not None
-    source = table.ident + sql.SQL(" AS t WHERE ") + cond
+    source = f"{table_sql(table)} AS t WHERE {cond}"
     statement = as_json(projection(table, tree.select, params), source)
     async with conn.cursor() as cur:
         await cur.execute(statement, params.values)
@@ -226,3 +226,10 @@ async def test_a_cast_is_a_type_name_or_refused(items: tuple[aiopg.Connection, T
         with pytest.raises(ApiError) as raised:
             projection(table, tree.select, Params())
         assert raised.value.code.code == "PGRST100"
+
+
+def test_identifiers_are_quoted_as_quote_ident_quotes_them_with_percent_doubled() -> None:
+    assert ident("id") == '"id"'
+    assert ident('a"b') == '"a""b"'
+    assert ident("rate%") == '"rate%%"'  # the statement runs with parameters
+    assert ident("a.b; DROP TABLE x") == '"a.b; DROP TABLE x"'
