@@ -8,7 +8,7 @@ later object would otherwise become NULL where the client may have meant the def
 ``Prefer: resolution=merge-duplicates|ignore-duplicates`` makes it an upsert on
 ``?on_conflict=`` or the primary key. The answer is 201 without a body unless
 ``Prefer: return=representation`` (the rows) or ``return=headers-only`` (the
-``Location`` of a single row) asks; see :mod:`gateway.mutation` for what it returns.
+``Location`` of a single row, as in PostgREST only then) asks; see :mod:`gateway.mutation` for what it returns.
 """
 
 from __future__ import annotations
@@ -145,9 +145,9 @@ async def create_rows(request: web.Request) -> web.Response:
     status = 201
     if upsert and how != "none" and prefs.resolution == "merge-duplicates" and not any(r[0] for r in rows):
         status = 200  # every row was there already: PostgREST's 200
-    kinds = ("return", "tx", "handling", "missing") + (("resolution",) if upsert else ())
-    headers = answer_headers(prefs, "*/*", *kinds)
-    if how != "none" and count == 1 and single and table.primary_key and prefs.return_ != "minimal":
+    kinds = ("return", "count", "tx", "handling", "missing") + (("resolution",) if upsert else ())
+    headers = answer_headers(prefs, f"*/{count}" if prefs.count in ("exact", "estimated") else "*/*", *kinds)
+    if prefs.return_ == "headers-only" and count == 1 and table.primary_key:
         location = _location(table, rows[0])
         if location is not None:
             headers["Location"] = location
