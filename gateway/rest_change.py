@@ -2,10 +2,10 @@
 
 They change the rows the filters select; without a filter they are refused
 (PostgREST would change every row; we choose safety). ``limit``, ``offset`` and
-``order`` are not taken. The answer is 204 without a body unless ``Prefer:
-return=representation`` asks for the rows (see :mod:`gateway.mutation`);
-``/api/<table>/<pk>`` answers the same for its one row, as an object, and 404 when
-there is no such row.
+``order`` narrow them, as in PostgREST's limited update and delete. The answer is
+204 without a body unless ``Prefer: return=representation`` asks for the rows (see
+:mod:`gateway.mutation`); ``/api/<table>/<pk>`` answers the same for its one row, as
+an object, and 404 when there is no such row.
 """
 
 from __future__ import annotations
@@ -24,17 +24,27 @@ from .errors import ApiError
 from .grammar import Filter, Query
 from .members import member_texts
 from .mutation import answer_headers, returning, run, value, with_returning, writable
-from .pgrest_sql import Params, ident, table_sql, where
+from .pgrest_sql import Params, ident, order_by, table_sql, where
 from .representation import Media, negotiate, render, response
 
 
-def _refuse_limits(query: Query, method: str) -> None:
-    if query.limit is not None or query.offset is not None or query.order:
-        raise ApiError(
-            Code.PARSE_ERROR,
-            f"limit, offset and order are not supported on {method}",
-            hint="select the rows with filters: ?id=in.(1,2,3)",
-        )
+def _limited(table: Table, query: Query, cond: str, params: Params) -> str:
+    """The WHERE clause, narrowed to ``limit`` rows (after ``offset``, in ``order``) when asked.
+
+    PostgREST's limited update and delete: the rows are chosen by their ``ctid`` in a
+    subquery, as PostgREST does (a row a concurrent writer moves meanwhile is skipped).
+    """
+    if query.limit is None and query.offset is None and not query.order:
+        return cond
+    chosen = f"SELECT t.ctid FROM {table_sql(table)} AS t WHERE {cond}"
+    order = order_by(table, query.order, params)
+    if order is not None:
+        chosen += " ORDER BY " + order
+    if query.limit is not None:
+        chosen += " LIMIT " + params.add(query.limit)
+    if query.offset:
+        chosen += " OFFSET " + params.add(query.offset)
+    return f"t.ctid = ANY(ARRAY({chosen}))"
 
 
 async def _change(
@@ -43,7 +53,6 @@ async def _change(
     grant_of(request).require_write(table.name)
     prefs = prefer.parse(request.headers.getall("Prefer", ()))
     media = negotiate(request.headers.get("Accept"))
-    _refuse_limits(query, request.method)
     if not filters:
         raise ApiError(
             Code.UNFILTERED_WRITE,
@@ -69,7 +78,7 @@ async def _change(
         mutation = f"DELETE FROM {table_sql(table)} AS t"
     cond = where(table, filters, params)
     assert cond is not None
-    mutation += " WHERE " + cond
+    mutation += " WHERE " + _limited(table, query, cond, params)
     how, names = returning(table, query, prefs, media, inserted=False)
     if media is Media.OBJECT and how == "none":
         how = "keys"

@@ -278,6 +278,20 @@ async def test_patch_by_filter_with_select_and_csv_representation(gw: RunningGat
         assert await resp.text() == "id,note\n1,north\n4,north"
 
 
+async def test_limited_update_and_delete_change_the_first_rows_in_order(gw: RunningGateway) -> None:
+    """PostgREST's limited update/delete: limit, offset and order narrow the filtered rows."""
+    url = gw.url + "/api/people?id=gt.0&order=id.desc&limit=2"
+    async with gw.http.patch(url, json={"note": "last two"}, headers=ROWS) as resp:
+        assert resp.status == 200 and sorted(r["id"] for r in await resp.json()) == [3, 4]
+    async with gw.http.delete(gw.url + "/api/people?age=not.is.null&order=age&limit=1&offset=1") as resp:
+        assert resp.status == 204
+    assert await gw.sql("SELECT id, note FROM people ORDER BY id") == [
+        (2, "none"),
+        (3, "last two"),
+        (4, "last two"),
+    ]  # ages 22 (4), 30 (1), 45 (3): the second youngest, 1, is gone
+
+
 BAD = [
     ("GET", "?name=Ann", None, 400, "PGRST100"),
     ("GET", "?name=eqq.Ann", None, 400, "PGRST100"),
@@ -292,7 +306,8 @@ BAD = [
     ("PATCH", "?id=eq.1", b"{bad", 400, "PGRST102"),
     ("PATCH", "?id=eq.1&columns=nope", {"name": "x"}, 400, "PGRST204"),
     ("PATCH", "?id=eq.1", {"age": "old"}, 400, "22P02"),
-    ("PATCH", "?id=eq.1&order=id", {"age": 1}, 400, "PGRST100"),
+    ("PATCH", "?id=gt.0&order=nope&limit=1", {"age": 1}, 400, "PGRST204"),
+    ("DELETE", "?id=gt.0&limit=x", None, 400, "PGRST100"),
     ("PATCH", "", {"age": 1}, 400, "unfiltered_write"),
     ("DELETE", "", None, 400, "unfiltered_write"),
     ("POST", "", [{"id": 60, "name": "a"}, {"id": 61}], 400, "PGRST102"),

@@ -193,7 +193,7 @@ BAD_REQUESTS = [
     ("GET", "/api/todos?title=is.maybe", None, None, 400, "PGRST100"),
     ("PATCH", "/api/todos", {"title": "every row"}, None, 400, "unfiltered_write"),
     ("DELETE", "/api/todos", None, None, 400, "unfiltered_write"),
-    ("DELETE", "/api/todos?limit=1", None, None, 400, "PGRST100"),
+    ("DELETE", "/api/todos?limit=1", None, None, 400, "unfiltered_write"),  # a limit is no filter
     ("PATCH", "/api/todos?id=eq.1", [{"title": "x"}], None, 400, "PGRST102"),
     ("PATCH", "/api/todos?id=eq.1", {"colour": "red"}, None, 400, "PGRST204"),
     ("POST", "/api/todos", [{"title": "a"}, {"title": "b", "done": True}], None, 400, "PGRST102"),
