@@ -22,6 +22,11 @@ WITH RECURSIVE d(oid, base) AS (
     SELECT x.oid, x.typbasetype FROM pg_type x JOIN d ON x.oid = d.base
 ) SELECT oid FROM d WHERE base = 0"""
 
+# An enum's labels in their order (of an array's element type for an array of enums):
+# for the OpenAPI document. NULL for any other type.
+_ENUM_LABELS = """(SELECT array_agg(pe.enumlabel::text ORDER BY pe.enumsortorder) FROM pg_enum pe
+        WHERE pe.enumtypid = CASE WHEN b.typcategory = 'A' THEN e.oid ELSE b.oid END)"""
+
 # b: the column's base type; e: the base type of an array's elements, and el.typdelim
 # the character between them in an array literal (";" for box, "," for the others).
 _COLUMNS = f"""
@@ -34,7 +39,11 @@ SELECT a.attname,
        coalesce(el.typdelim, ','),
        a.attnotnull,
        a.atthasdef OR a.attidentity <> '',
-       a.attidentity = 'a' OR a.attgenerated <> ''
+       a.attidentity = 'a' OR a.attgenerated <> '',
+       {_ENUM_LABELS},
+       pg_get_expr(ad.adbin, ad.adrelid),
+       CASE WHEN t.typname IN ('varchar', 'bpchar') AND a.atttypmod > 4 THEN a.atttypmod - 4 END,
+       col_description(a.attrelid, a.attnum)
   FROM pg_attribute a
   JOIN pg_type t ON t.oid = a.atttypid
   CROSS JOIN LATERAL ({_BASE_TYPE.format("t")}) AS bt
@@ -42,6 +51,7 @@ SELECT a.attname,
   LEFT JOIN pg_type el ON el.oid = b.typelem AND b.typcategory = 'A'
   LEFT JOIN LATERAL ({_BASE_TYPE.format("el")}) AS et ON true
   LEFT JOIN pg_type e ON e.oid = et.oid
+  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
  WHERE a.attrelid = %(table)s::regclass AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum
 """
@@ -50,7 +60,8 @@ SELECT a.attname,
 # defines the topic and the key once (gateway.table_topic, gateway.primary_key), for
 # the journal and for the URLs and /api/<table>/<pk> alike.
 _NAMES = """
-SELECT n.nspname, c.relname, gateway.table_topic(c.oid), gateway.primary_key(c.oid)
+SELECT n.nspname, c.relname, gateway.table_topic(c.oid), gateway.primary_key(c.oid),
+       obj_description(c.oid, 'pg_class')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = %(table)s::regclass
 """
@@ -82,16 +93,23 @@ def placeholder_safe(text: str) -> str:
 class Column:
     name: str
     type_sql: str  # as format_type prints it, modifier included: for messages
-    type_name: str  # pg_type.typname; not read yet: kept for the OpenAPI document (PostgREST issue)
+    type_name: str  # pg_type.typname: a domain's own name, an array's "_int4"
     is_json: bool  # json or jsonb, or a domain over one
     keeps_text: bool  # json, or a domain over it: stores the member's text as sent (see gateway.members)
     is_array: bool
     json_elements: bool  # an array of json or jsonb (or of domains over one)
     delimiter: str  # between the elements of an array literal
     is_composite: bool  # a row type, or a domain over one (a domain has its base's category)
-    not_null: bool  # not read yet: kept for the OpenAPI document (PostgREST issue)
-    has_default: bool  # not read yet: kept for the OpenAPI document (PostgREST issue)
+    not_null: bool  # NOT NULL (the OpenAPI document: required unless it has a default)
+    has_default: bool  # a DEFAULT or an identity: an insert may leave it out
     generated: bool  # GENERATED ALWAYS: the database sets it, a client may not
+    # For the OpenAPI document (gateway.openapi); the defaults describe nothing more.
+    base_name: str = ""  # the base type's typname, through domains: "int4", "_text" for text[]
+    element_name: str = ""  # an array's element type's (base) typname: "text"; "" for no array
+    enum_labels: tuple[str, ...] = ()  # an enum's labels in order (an array of enums: its element's)
+    default: str | None = None  # the DEFAULT expression as Postgres prints it
+    max_length: int | None = None  # varchar(n) and char(n): n
+    comment: str | None = None  # COMMENT ON COLUMN
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,7 @@ class Table:
     ident: sql.Composable
     columns: dict[str, Column]
     primary_key: tuple[str, ...]
+    comment: str | None = None  # COMMENT ON TABLE, for the OpenAPI document
 
     @property
     def key(self) -> Column | None:
@@ -115,11 +134,26 @@ async def load_table(cur: Any, name: str) -> Table:
     """Read one table's columns and primary key (``cur``: an aiopg cursor). ``name`` must
     exist, and the gateway's schema must be applied (it asks triggers.sql's functions)."""
     await cur.execute(_NAMES, {"table": name})
-    schema, relname, topic, primary_key = await cur.fetchone()
+    schema, relname, topic, primary_key, comment = await cur.fetchone()
     await cur.execute(_COLUMNS, {"table": name})
     columns = {}
     for row in await cur.fetchall():
-        attname, type_sql, typname, base, category, element, delimiter, not_null, has_default, generated = row
+        (
+            attname,
+            type_sql,
+            typname,
+            base,
+            category,
+            element,
+            delimiter,
+            not_null,
+            has_default,
+            generated,
+            labels,
+            default,
+            max_length,
+            column_comment,
+        ) = row
         columns[attname] = Column(
             name=attname,
             type_sql=type_sql,
@@ -133,10 +167,17 @@ async def load_table(cur: Any, name: str) -> Table:
             not_null=not_null,
             has_default=has_default,
             generated=generated,
+            base_name=base,
+            element_name=element or "",
+            enum_labels=tuple(labels or ()),
+            default=default,
+            max_length=max_length,
+            comment=column_comment,
         )
     return Table(
         name=topic,
         ident=Identifier(schema, relname),
         columns=columns,
         primary_key=tuple(primary_key or ()),
+        comment=comment,
     )
