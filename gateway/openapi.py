@@ -68,6 +68,7 @@ _PREFERENCES = {
     "resolution": "resolution=(merge-duplicates|ignore-duplicates)",
     "missing": "missing=(default|null)",
     "handling": "handling=(strict|lenient)",
+    "tx": "tx=(commit|rollback)",
 }
 
 # The errors each kind of operation can answer with (all of them the Error shape).
@@ -265,6 +266,13 @@ def _table_paths(table: Table) -> dict[str, Any]:
     name = component_name(table.name)
     tags = ["tables"]
     filters = _filters(table)
+    inserted = {
+        "Location": {
+            "description": "The row's URL (one row inserted, unless return=minimal)",
+            "schema": {"type": "string"},
+        },
+        "Content-Range": {"$ref": "#/components/headers/Content-Range"},
+    }
     collection: dict[str, Any] = {
         "get": {
             "operationId": f"read_{name}",
@@ -274,7 +282,7 @@ def _table_paths(table: Table) -> dict[str, Any]:
             "parameters": [
                 *filters,
                 *(_param_ref(p) for p in ("select", "order", "limit", "offset", "Range", "Range-Unit")),
-                _prefer("count"),
+                _prefer("count", "handling"),
             ],
             "responses": {
                 "200": _rows_response(name, "The rows", content_range=True),
@@ -290,7 +298,7 @@ def _table_paths(table: Table) -> dict[str, Any]:
             "tags": tags,
             "parameters": [
                 *(_param_ref(p) for p in ("select", "columns", "on_conflict")),
-                _prefer("return", "count", "resolution", "missing", "handling"),
+                _prefer("return", "resolution", "missing", "handling", "tx"),
             ],
             "requestBody": {
                 "required": True,
@@ -299,7 +307,7 @@ def _table_paths(table: Table) -> dict[str, Any]:
                         "schema": {
                             "oneOf": [
                                 _ref(f"{name}.insert"),
-                                {"type": "array", "items": _ref(f"{name}.insert"), "minItems": 1},
+                                {"type": "array", "items": _ref(f"{name}.insert")},
                             ]
                         }
                     }
@@ -308,13 +316,11 @@ def _table_paths(table: Table) -> dict[str, Any]:
             "responses": {
                 "201": {
                     **_rows_response(name, "Inserted: the rows with Prefer: return=representation, else no body"),
-                    "headers": {
-                        "Location": {
-                            "description": "The row's URL (one row, return=headers-only)",
-                            "schema": {"type": "string"},
-                        },
-                        "Content-Range": {"$ref": "#/components/headers/Content-Range"},
-                    },
+                    "headers": inserted,
+                },
+                "200": {
+                    **_rows_response(name, "An upsert (merge-duplicates) whose every row was there already"),
+                    "headers": inserted,
                 },
                 **_errors(_WRITE_ERRORS),
             },
@@ -325,12 +331,12 @@ def _table_paths(table: Table) -> dict[str, Any]:
             "operationId": f"{verb}_{name}",
             "summary": f"{what} the rows of {table.name} that match the filters",
             "description": "At least one filter: an unfiltered request is refused with a 400 (it would "
-            f"{verb} every row; PostgREST would, this gateway chooses safety).",
+            f"{verb} every row; PostgREST would, this gateway chooses safety). No limit, offset or order.",
             "tags": tags,
             "parameters": [
                 *filters,
-                *(_param_ref(p) for p in ("select", "order", "limit")),
-                _prefer("return", "count", "handling"),
+                *(_param_ref(p) for p in (("select", "columns") if method == "patch" else ("select",))),
+                _prefer("return", "handling", "tx"),
             ],
             "responses": {
                 "200": _rows_response(
@@ -372,7 +378,7 @@ def _table_paths(table: Table) -> dict[str, Any]:
                 "operationId": f"update_one_{name}",
                 "summary": f"Change one row of {table.name} by its key",
                 "tags": tags,
-                "parameters": [_param_ref("select"), _prefer("return", "handling")],
+                "parameters": [_param_ref("select"), _param_ref("columns"), _prefer("return", "handling", "tx")],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref(f"{name}.update")}},
@@ -387,7 +393,7 @@ def _table_paths(table: Table) -> dict[str, Any]:
                 "operationId": f"delete_one_{name}",
                 "summary": f"Delete one row of {table.name} by its key",
                 "tags": tags,
-                "parameters": [_param_ref("select"), _prefer("return", "handling")],
+                "parameters": [_param_ref("select"), _prefer("return", "handling", "tx")],
                 "responses": {
                     "200": one,
                     "204": {"description": "Done, no body (PostgREST's default)"},
@@ -588,7 +594,7 @@ def _components(tables: Iterable[Table], auth: bool) -> dict[str, Any]:
         "limit": _query("limit", "At most this many rows", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
         "offset": _query("offset", "Skip this many rows", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
         "on_conflict": _query("on_conflict", "The unique columns an upsert matches on, comma-separated"),
-        "columns": _query("columns", "The body's keys to insert, comma-separated; others are ignored"),
+        "columns": _query("columns", "The body's keys to write, comma-separated; others are ignored"),
         "or": _query(
             "or",
             "Filters of which one must hold: (col.op.value,col2.op.value), nested with and(...)",

@@ -183,13 +183,15 @@ async def test_filters_select_order_range_and_prefer(gw: RunningGateway) -> None
     }
     post = document["paths"]["/kinds"]["post"]
     prefer = next(p for p in post["parameters"] if p.get("name") == "Prefer")
-    for kind in ("return=", "count=", "resolution="):
+    for kind in ("return=", "resolution=", "missing="):
         assert kind in prefer["schema"]["pattern"]
     assert {p["$ref"].rsplit("/", 1)[1] for p in post["parameters"] if "$ref" in p} == {
         "select",
         "columns",
         "on_conflict",
     }
+    count = next(p for p in read["parameters"] if p.get("name") == "Prefer")
+    assert "count=(exact|planned|estimated)" in count["schema"]["pattern"]
     error = document["components"]["schemas"]["Error"]
     assert error["required"] == ["code", "message", "details", "hint"]
     assert read["responses"]["400"] == {"$ref": "#/components/responses/400"}
