@@ -7,7 +7,7 @@ builds the document's JSON text once at start-up and again after every reload, i
 same synchronous step as the swap: the document always describes the catalog the
 handlers use. The route needs no token, like PostgREST's root (:mod:`gateway.auth`).
 
-What it describes is PostgREST's grammar for one table, as ``/work/shared/DESIGN.md``
+What it describes is PostgREST's grammar for one table, as the README's HTTP API
 states it: a path per exposed table (``/{table}``, and ``/{table}/{pk}`` for a table
 with a single-column primary key), each column a filter parameter (``op.value``),
 ``select``, ``order``, ``limit``, ``offset``, ``on_conflict``, ``columns``, the ``Range``
@@ -16,11 +16,8 @@ component ({code, message, details, hint}); ``/rpc/{function}`` for each GATEWAY
 function; and ``/events``, tagged ``streaming`` and marked ``x-streaming: true`` so a
 fuzzer can leave it out.
 
-A column's JSON schema is what the gateway sends for it (``row_to_json``): an integer
-type an integer within its range, numeric and the float types a number (or one of
-the strings ``NaN``, ``Infinity``, ``-Infinity``, which Postgres writes as strings),
-boolean a boolean, json and jsonb any JSON value, an array an array of its element
-type, an enum one of its labels, a row type an object, anything else a string.
+The paths come from :mod:`gateway.openapi_paths`, each column's JSON schema from
+:mod:`gateway.column_schema`.
 """
 
 from __future__ import annotations
@@ -28,536 +25,27 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
-from .catalog import Column, Table
-from .functions import Function, Returns
-from .grammar import RESERVED, Operator
+from .catalog import Table
+from .column_schema import JsonSchema, insert_schema, row_schema, update_schema
+from .functions import Function
+from .openapi_paths import (
+    CONTENT_RANGE_PATTERN,
+    ERROR_REF,
+    LOGIC_PATTERN,
+    STATUS_TEXT,
+    STREAMING_TAG,
+    TOKEN_PARAM,
+    component_name,
+    events_path,
+    rpc_path,
+    table_paths,
+)
 from .state import AUTHENTICATOR, CATALOG_LISTENERS, FUNCTIONS, OPENAPI, TABLES
 
-JsonSchema = dict[str, Any]
-
 MEDIA_TYPE = "application/openapi+json"
-ERROR_REF = {"$ref": "#/components/schemas/Error"}
-STREAMING_TAG = "streaming"
-TOKEN_PARAM = "access_token"
-# Not filters: the grammar's own parameters and the token's.
-NOT_FILTERS = RESERVED | {TOKEN_PARAM}
-
-_INT_RANGES = {"int2": 15, "int4": 31, "int8": 63}
-_INT_FORMATS = {"int2": "int16", "int4": "int32", "int8": "int64"}
-_NUMBERS = frozenset({"numeric", "float4", "float8"})
-_NUMBER_FORMATS = {"float4": "float", "float8": "double"}
-_NON_FINITE = ["NaN", "Infinity", "-Infinity"]
-_JSON = frozenset({"json", "jsonb"})
-# Types whose JSON text is a string of a format a JSON Schema validator checks.
-_FORMATS = {"uuid": "uuid", "date": "date", "timestamptz": "date-time"}
-
-# A filter's value, "op.value" (with not., and PostgREST's (any|all) or (language)
-# modifier), "in.(...)" or "is.<null|not_null|true|false|unknown>".
-_VALUE_OPERATORS = "|".join(op.value for op in Operator if op not in (Operator.IN, Operator.IS))
-FILTER_PATTERN = rf"^(not\.)?(({_VALUE_OPERATORS})(\([^()]*\))?\..*|in\.\(.*\)|is\.(null|not_null|true|false|unknown))$"
-LOGIC_PATTERN = r"^\(.*\)$"
-CONTENT_RANGE_PATTERN = r"^(\*|[0-9]+-[0-9]+)/(\*|[0-9]+)$"
-
-_PREFERENCES = {
-    "return": "return=(minimal|headers-only|representation)",
-    "count": "count=(exact|planned|estimated)",
-    "resolution": "resolution=(merge-duplicates|ignore-duplicates)",
-    "missing": "missing=(default|null)",
-    "handling": "handling=(strict|lenient)",
-    "tx": "tx=(commit|rollback)",
-}
-
-# The errors each kind of operation can answer with (all of them the Error shape).
-_READ_ERRORS = ("400", "401", "403", "404", "406", "416", "503", "504")
-_WRITE_ERRORS = ("400", "401", "403", "404", "406", "408", "409", "413", "415", "503", "504")
-_STATUS_TEXT = {
-    "300": "More than one overload of the function takes the arguments named (PGRST203)",
-    "400": "The request is malformed, or Postgres refused a value (PGRST1xx, SQLSTATE 22*, 23*)",
-    "401": "Auth is on and the token is missing, invalid or expired",
-    "403": "The token does not grant this, or the database refused the role",
-    "404": "No such table, row, function or operator",
-    "405": "The function is VOLATILE: call it with POST",
-    "406": "The Accept header asks for a representation the answer cannot have (PGRST107, PGRST116)",
-    "408": "The request body did not arrive in time",
-    "409": "A unique or foreign key constraint refused the row",
-    "413": "The request body is larger than GATEWAY_MAX_BODY",
-    "415": "The body is not sent as JSON",
-    "416": "The Range or limit/offset asks for rows outside what there is (PGRST103)",
-    "429": "This client holds too many streams",
-    "503": "The database cannot be reached, or the gateway holds too many streams",
-    "504": "The database did not answer in time",
-}
-
-
-def column_schema(column: Column) -> JsonSchema:
-    """The JSON schema of what the gateway sends for ``column``, null included when it may be NULL."""
-    schema = dict(_value_schema(column))
-    if not column.not_null:
-        schema = _or_null(schema)
-    description = [column.type_sql]
-    if column.comment:
-        description.insert(0, column.comment)
-    if column.default is not None:
-        description.append(f"default: {column.default}")
-    elif column.has_default:
-        description.append("default: an identity")
-    schema["description"] = "; ".join(description)
-    if column.generated:
-        schema["readOnly"] = True
-    if column.has_default:
-        schema["x-has-default"] = True
-    return schema
-
-
-def _value_schema(column: Column) -> JsonSchema:
-    if column.is_json:
-        return {}
-    if column.is_array:
-        element = _type_schema(column.element_name, column.enum_labels, None)
-        return {"type": "array", "items": _or_null(element)}
-    if column.is_composite:
-        return {"type": "object"}
-    return _type_schema(column.base_name, column.enum_labels, column.max_length)
-
-
-def _type_schema(base: str, labels: tuple[str, ...], max_length: int | None) -> JsonSchema:
-    """One non-null value of the base type ``base`` (a pg_type.typname)."""
-    if labels:
-        return {"type": "string", "enum": list(labels)}
-    if base in _INT_RANGES:
-        bits = _INT_RANGES[base]
-        return {"type": "integer", "format": _INT_FORMATS[base], "minimum": -(2**bits), "maximum": 2**bits - 1}
-    if base in _NUMBERS:
-        number: JsonSchema = {"type": "number"}
-        if base in _NUMBER_FORMATS:
-            number["format"] = _NUMBER_FORMATS[base]
-        return {"anyOf": [number, {"type": "string", "enum": _NON_FINITE}]}
-    if base == "bool":
-        return {"type": "boolean"}
-    if base in _JSON:
-        return {}
-    schema: JsonSchema = {"type": "string"}
-    if base in _FORMATS:
-        schema["format"] = _FORMATS[base]
-    if max_length is not None:
-        schema["maxLength"] = max_length
-    return schema
-
-
-def _or_null(schema: JsonSchema) -> JsonSchema:
-    if not schema:  # any value already
-        return schema
-    if "anyOf" in schema:
-        return {**schema, "anyOf": [*schema["anyOf"], {"type": "null"}]}
-    if "enum" in schema:
-        return {**schema, "type": [schema["type"], "null"], "enum": [*schema["enum"], None]}
-    return {**schema, "type": [schema["type"], "null"]}
-
-
-def component_name(name: str) -> str:
-    """A table's or function's name as a component key (``^[a-zA-Z0-9._-]+$``)."""
-    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name) or "_"
-
-
-def row_schema(table: Table) -> JsonSchema:
-    """A row as the gateway answers with it: each column, typed."""
-    schema: JsonSchema = {
-        "type": "object",
-        "properties": {name: column_schema(column) for name, column in table.columns.items()},
-        "description": (
-            (table.comment + ". " if table.comment else "")
-            + "A row of the table: every column unless select= names others (an alias renames a column, "
-            "a cast ::type changes its JSON type)."
-        ),
-    }
-    return schema
-
-
-def insert_schema(table: Table) -> JsonSchema:
-    """One object of a POST body: columns a client may set; those NOT NULL without a default are required."""
-    writable = {name: column for name, column in table.columns.items() if not column.generated}
-    return {
-        "type": "object",
-        "properties": {name: _without_read_only(column_schema(column)) for name, column in writable.items()},
-        "required": [name for name, column in writable.items() if column.not_null and not column.has_default],
-        "additionalProperties": False,
-    }
-
-
-def update_schema(table: Table) -> JsonSchema:
-    """A PATCH body: some of the columns a client may set, at least one."""
-    writable = {name: column for name, column in table.columns.items() if not column.generated}
-    return {
-        "type": "object",
-        "properties": {name: _without_read_only(column_schema(column)) for name, column in writable.items()},
-        "minProperties": 1,
-        "additionalProperties": False,
-    }
-
-
-def _without_read_only(schema: JsonSchema) -> JsonSchema:
-    return {key: value for key, value in schema.items() if key != "readOnly"}
-
-
-def _ref(name: str) -> JsonSchema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _param_ref(name: str) -> JsonSchema:
-    return {"$ref": f"#/components/parameters/{name}"}
-
-
-def _errors(statuses: Iterable[str]) -> dict[str, Any]:
-    return {status: {"$ref": f"#/components/responses/{status}"} for status in statuses}
-
-
-def _prefer(*kinds: str) -> JsonSchema:
-    """A Prefer header of the given kinds, comma-separated (PostgREST ignores any other)."""
-    one = "(" + "|".join(_PREFERENCES[kind] for kind in kinds) + ")"
-    return {
-        "name": "Prefer",
-        "in": "header",
-        "required": False,
-        "description": "RFC 7240 preferences, comma-separated: " + ", ".join(_PREFERENCES[k] for k in kinds),
-        "schema": {"type": "string", "pattern": f"^{one}( ?, ?{one})*$"},
-    }
-
-
-def _filters(table: Table) -> list[JsonSchema]:
-    """One filter parameter per column (a column named like a reserved parameter is
-    filtered inside and=(...)), and or= / and=."""
-    params: list[JsonSchema] = [
-        {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "description": f"PostgREST filter on {name} ({column.type_sql}): op.value, e.g. eq.1, in.(1,2), is.null",
-            "schema": {"type": "string", "pattern": FILTER_PATTERN},
-        }
-        for name, column in table.columns.items()
-        if name not in NOT_FILTERS
-    ]
-    return [*params, _param_ref("or"), _param_ref("and")]
-
-
-def _row_content(name: str, many: bool) -> dict[str, Any]:
-    """The representations of an answer's rows: JSON (an array, or one object), one
-    object with PostgREST's single-object type, CSV."""
-    row = _ref(name)
-    return {
-        "application/json": {"schema": {"type": "array", "items": row} if many else row},
-        "application/vnd.pgrst.object+json": {"schema": row},
-        "text/csv": {"schema": {"type": "string"}},
-    }
-
-
-def _rows_response(name: str, description: str, *, many: bool = True, content_range: bool = False) -> JsonSchema:
-    response: JsonSchema = {"description": description, "content": _row_content(name, many)}
-    if content_range:
-        response["headers"] = {"Content-Range": {"$ref": "#/components/headers/Content-Range"}}
-    return response
-
-
-def _table_paths(table: Table) -> dict[str, Any]:
-    name = component_name(table.name)
-    tags = ["tables"]
-    filters = _filters(table)
-    inserted = {
-        "Location": {
-            "description": "The row's URL (one row inserted, unless return=minimal)",
-            "schema": {"type": "string"},
-        },
-        "Content-Range": {"$ref": "#/components/headers/Content-Range"},
-    }
-    collection: dict[str, Any] = {
-        "get": {
-            "operationId": f"read_{name}",
-            "summary": f"Rows of {table.name}",
-            "description": table.comment or f"Rows of {table.name} that match every filter.",
-            "tags": tags,
-            "parameters": [
-                *filters,
-                *(_param_ref(p) for p in ("select", "order", "limit", "offset", "Range", "Range-Unit")),
-                _prefer("count", "handling"),
-            ],
-            "responses": {
-                "200": _rows_response(name, "The rows", content_range=True),
-                "206": _rows_response(name, "A range of the rows (Range, limit or offset)", content_range=True),
-                **_errors(_READ_ERRORS),
-            },
-        },
-        "post": {
-            "operationId": f"insert_{name}",
-            "summary": f"Insert rows into {table.name}",
-            "description": "One object or an array of objects, in one statement: all or nothing. "
-            "Prefer: resolution=merge-duplicates|ignore-duplicates with on_conflict= upserts.",
-            "tags": tags,
-            "parameters": [
-                *(_param_ref(p) for p in ("select", "columns", "on_conflict")),
-                _prefer("return", "resolution", "missing", "handling", "tx"),
-            ],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "oneOf": [
-                                _ref(f"{name}.insert"),
-                                {"type": "array", "items": _ref(f"{name}.insert")},
-                            ]
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "201": {
-                    **_rows_response(name, "Inserted: the rows with Prefer: return=representation, else no body"),
-                    "headers": inserted,
-                },
-                "200": {
-                    **_rows_response(name, "An upsert (merge-duplicates) whose every row was there already"),
-                    "headers": inserted,
-                },
-                **_errors(_WRITE_ERRORS),
-            },
-        },
-    }
-    for method, verb, what in (("patch", "update", "Change"), ("delete", "delete", "Delete")):
-        operation: dict[str, Any] = {
-            "operationId": f"{verb}_{name}",
-            "summary": f"{what} the rows of {table.name} that match the filters",
-            "description": "At least one filter: an unfiltered request is refused with a 400 (it would "
-            f"{verb} every row; PostgREST would, this gateway chooses safety). No limit, offset or order.",
-            "tags": tags,
-            "parameters": [
-                *filters,
-                *(_param_ref(p) for p in (("select", "columns") if method == "patch" else ("select",))),
-                _prefer("return", "handling", "tx"),
-            ],
-            "responses": {
-                "200": _rows_response(
-                    name, "The rows as they were changed (Prefer: return=representation)", content_range=False
-                ),
-                "204": {"description": "Done, no body (PostgREST's default)"},
-                **_errors(_WRITE_ERRORS),
-            },
-        }
-        if method == "patch":
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": _ref(f"{name}.update")}},
-            }
-        collection[method] = operation
-    paths = {"/" + quote(table.name, safe=""): collection}
-    key = table.key
-    if key is not None:
-        pk = {
-            "name": "pk",
-            "in": "path",
-            "required": True,
-            "description": f"The row's {key.name} ({key.type_sql})",
-            "schema": _type_schema(key.base_name, key.enum_labels, key.max_length)
-            if not key.is_array and not key.is_composite and not key.is_json
-            else {"type": "string"},
-        }
-        one = {"description": f"The row whose {key.name} is pk", "content": _row_content(name, many=False)}
-        paths["/" + quote(table.name, safe="") + "/{pk}"] = {
-            "parameters": [pk],
-            "get": {
-                "operationId": f"read_one_{name}",
-                "summary": f"One row of {table.name} by its key",
-                "tags": tags,
-                "parameters": [_param_ref("select")],
-                "responses": {"200": one, **_errors(_READ_ERRORS)},
-            },
-            "patch": {
-                "operationId": f"update_one_{name}",
-                "summary": f"Change one row of {table.name} by its key",
-                "tags": tags,
-                "parameters": [_param_ref("select"), _param_ref("columns"), _prefer("return", "handling", "tx")],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref(f"{name}.update")}},
-                },
-                "responses": {
-                    "200": one,
-                    "204": {"description": "Done, no body (PostgREST's default)"},
-                    **_errors(_WRITE_ERRORS),
-                },
-            },
-            "delete": {
-                "operationId": f"delete_one_{name}",
-                "summary": f"Delete one row of {table.name} by its key",
-                "tags": tags,
-                "parameters": [_param_ref("select"), _prefer("return", "handling", "tx")],
-                "responses": {
-                    "200": one,
-                    "204": {"description": "Done, no body (PostgREST's default)"},
-                    **_errors(_WRITE_ERRORS),
-                },
-            },
-        }
-    return paths
-
-
-def _argument_schema(argument: Column, variadic: bool) -> JsonSchema:
-    schema = _or_null(_value_schema(argument))
-    if variadic:
-        schema = {"type": "array", "items": schema}
-    return schema
-
-
-def _query_argument_schema(argument: Column) -> JsonSchema:
-    """An argument given in a GET's query string: the value's own schema where the
-    text of a query value is the value (a number, a boolean, a word), else a string."""
-    if argument.is_json or argument.is_array or argument.is_composite:
-        return {"type": "string"}
-    return _type_schema(argument.base_name, argument.enum_labels, argument.max_length)
-
-
-def _result_schema(function: Function) -> JsonSchema | None:
-    """What a call answers with; None for a void function (204, no body)."""
-    row: JsonSchema = {
-        "type": "object",
-        "properties": {name: _or_null(_value_schema(column)) for name, column in function.result.items()},
-    }
-    value = _or_null(_value_schema(function.value)) if function.value is not None else {}
-    return {
-        Returns.VOID: None,
-        Returns.SCALAR: value,
-        Returns.SCALARS: {"type": "array", "items": value},
-        Returns.ROW: _or_null(row),
-        Returns.ROWS: {"type": "array", "items": row},
-    }[function.returns]
-
-
-def _any_of(schemas: list[JsonSchema]) -> JsonSchema:
-    unique = [s for i, s in enumerate(schemas) if s not in schemas[:i]]
-    return unique[0] if len(unique) == 1 else {"anyOf": unique}
-
-
-def _rpc_path(name: str, overloads: tuple[Function, ...]) -> dict[str, Any]:
-    ident = component_name(name)
-    tags = ["rpc"]
-    results = [_result_schema(f) for f in overloads]
-    responses: dict[str, Any] = {}
-    if any(r is not None for r in results):
-        responses["200"] = {
-            "description": "The function's result",
-            "content": {"application/json": {"schema": _any_of([r for r in results if r is not None])}},
-        }
-    if any(r is None for r in results):
-        responses["204"] = {"description": "A void function: no body"}
-    responses.update(_errors(("300", "400", "401", "403", "404", "408", "409", "413", "415", "503", "504")))
-    bodies: list[JsonSchema] = []
-    for function in overloads:
-        if function.takes_body:
-            bodies.append({})  # the whole body is its one json argument
-            continue
-        named = [a for a in function.arguments if a.name]
-        last = function.arguments[-1] if function.arguments else None
-        bodies.append(
-            {
-                "type": "object",
-                "properties": {a.name: _argument_schema(a, function.variadic and a is last) for a in named},
-                "required": sorted(function.required),
-                "additionalProperties": False,
-            }
-        )
-    signatures = "; ".join(f.signature for f in overloads)
-    item: dict[str, Any] = {
-        "post": {
-            "operationId": f"call_{ident}",
-            "summary": f"Call {name}",
-            "description": f"{signatures}. The arguments by name, as a JSON object.",
-            "tags": tags,
-            "parameters": [_prefer("handling")],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _any_of(bodies)}}},
-            "responses": responses,
-        }
-    }
-    readable = [f for f in overloads if not f.volatile and not f.takes_body]
-    if readable:
-        names = {a.name: a for f in readable for a in f.arguments if a.name}
-        required = set.intersection(*(set(f.required) for f in readable)) if len(readable) == 1 else set()
-        item["get"] = {
-            "operationId": f"call_{ident}_get",
-            "summary": f"Call {name} (STABLE or IMMUTABLE) with its arguments in the query string",
-            "description": signatures,
-            "tags": tags,
-            "parameters": [
-                {"name": n, "in": "query", "required": n in required, "schema": _query_argument_schema(a)}
-                for n, a in names.items()
-                if n != TOKEN_PARAM
-            ],
-            "responses": {k: v for k, v in responses.items() if k not in ("408", "413", "415")} | _errors(("405",)),
-        }
-    return {"/rpc/" + quote(name, safe=""): item}
-
-
-def _events_path() -> dict[str, Any]:
-    return {
-        "/events": {
-            "servers": [{"url": "/"}],
-            "get": {
-                "operationId": "events",
-                "summary": "Server-Sent Events: the changes of tables and rows, and published messages",
-                "description": "A stream that does not end on its own. Each event: id (its resume cursor), "
-                "event (insert, update, delete, truncate or publish), data (one JSON object with id, topic, "
-                "table, op, row, old). Resume with Last-Event-ID or ?lastEventId=.",
-                "tags": [STREAMING_TAG],
-                "x-streaming": True,
-                "parameters": [
-                    {
-                        "name": "topic",
-                        "in": "query",
-                        "required": True,
-                        "description": "A table (todos), a row (todos/42) or a custom topic (chat/room1); up to 32",
-                        "style": "form",
-                        "explode": True,
-                        "schema": {
-                            "type": "array",
-                            "items": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "minItems": 1,
-                            "maxItems": 32,
-                        },
-                    },
-                    {
-                        "name": "lastEventId",
-                        "in": "query",
-                        "required": False,
-                        "description": "Resume after this event (on a page's first connection)",
-                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                    },
-                    {
-                        "name": "Last-Event-ID",
-                        "in": "header",
-                        "required": False,
-                        "description": "Resume after this event (EventSource sends it when it reconnects)",
-                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                    },
-                    {
-                        "name": TOKEN_PARAM,
-                        "in": "query",
-                        "required": False,
-                        "description": "The token, where a client cannot send Authorization (EventSource)",
-                        "schema": {"type": "string"},
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The event stream",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                    },
-                    **_errors(("400", "401", "403", "429", "503")),
-                },
-            },
-        }
-    }
 
 
 def _components(tables: Iterable[Table], auth: bool) -> dict[str, Any]:
@@ -581,7 +69,7 @@ def _components(tables: Iterable[Table], auth: bool) -> dict[str, Any]:
         schemas[f"{name}.update"] = update_schema(table)
     responses = {
         status: {"description": text, "content": {"application/json": {"schema": ERROR_REF}}}
-        for status, text in _STATUS_TEXT.items()
+        for status, text in STATUS_TEXT.items()
     }
     responses["401"]["headers"] = {
         "WWW-Authenticate": {"required": True, "schema": {"type": "string"}, "description": "The Bearer challenge"}
@@ -671,10 +159,10 @@ def document(
         }
     }
     for table in sorted(tables.values(), key=lambda t: t.name):
-        paths.update(_table_paths(table))
+        paths.update(table_paths(table))
     for name in sorted(functions):
-        paths.update(_rpc_path(name, functions[name]))
-    paths.update(_events_path())
+        paths.update(rpc_path(name, functions[name]))
+    paths.update(events_path())
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {

@@ -10,7 +10,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from gateway.catalog import Column
-from gateway.openapi import FILTER_PATTERN, column_schema, component_name
+from gateway.column_schema import column_schema
+from gateway.openapi_paths import FILTER_PATTERN, component_name
 
 from .conftest import RunningGateway, run_sql, start_gateway
 from .waiting import until
