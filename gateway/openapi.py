@@ -114,7 +114,11 @@ def _components(tables: Iterable[Table], auth: bool) -> dict[str, Any]:
                 "description": "first-last/total of the rows answered (* for an empty range or an unknown total)",
                 "required": True,
                 "schema": {"type": "string", "pattern": CONTENT_RANGE_PATTERN},
-            }
+            },
+            "Preference-Applied": {
+                "description": "The Prefer preferences this answer honoured, comma-separated",
+                "schema": {"type": "string"},
+            },
         },
     }
     if auth:

@@ -38,6 +38,7 @@ _PREFERENCES = {
     "resolution": "resolution=(merge-duplicates|ignore-duplicates)",
     "missing": "missing=(default|null)",
     "handling": "handling=(strict|lenient)",
+    "params": "params=single-object",
     "tx": "tx=(commit|rollback)",
 }
 
@@ -121,10 +122,15 @@ def _row_content(name: str, many: bool) -> dict[str, Any]:
 
 
 def _rows_response(name: str, description: str, *, many: bool = True, content_range: bool = False) -> JsonSchema:
-    response: JsonSchema = {"description": description, "content": _row_content(name, many)}
+    headers: dict[str, Any] = {"Preference-Applied": APPLIED}
     if content_range:
-        response["headers"] = {"Content-Range": {"$ref": "#/components/headers/Content-Range"}}
-    return response
+        headers["Content-Range"] = {"$ref": "#/components/headers/Content-Range"}
+    return {"description": description, "content": _row_content(name, many), "headers": headers}
+
+
+# The preferences a write or a read honoured (RFC 7240), as PostgREST answers them.
+APPLIED = {"$ref": "#/components/headers/Preference-Applied"}
+_DONE = {"description": "Done, no body (PostgREST's default)", "headers": {"Preference-Applied": APPLIED}}
 
 
 def table_paths(table: Table) -> dict[str, Any]:
@@ -137,6 +143,7 @@ def table_paths(table: Table) -> dict[str, Any]:
             "schema": {"type": "string"},
         },
         "Content-Range": {"$ref": "#/components/headers/Content-Range"},
+        "Preference-Applied": APPLIED,
     }
     collection: dict[str, Any] = {
         "get": {
@@ -207,7 +214,7 @@ def table_paths(table: Table) -> dict[str, Any]:
                 "200": _rows_response(
                     name, "The rows as they were changed (Prefer: return=representation)", content_range=False
                 ),
-                "204": {"description": "Done, no body (PostgREST's default)"},
+                "204": _DONE,
                 **_errors(_WRITE_ERRORS),
             },
         }
@@ -250,7 +257,7 @@ def table_paths(table: Table) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": one,
-                    "204": {"description": "Done, no body (PostgREST's default)"},
+                    "204": _DONE,
                     **_errors(_WRITE_ERRORS),
                 },
             },
@@ -261,7 +268,7 @@ def table_paths(table: Table) -> dict[str, Any]:
                 "parameters": [_param_ref("select"), _prefer("return", "handling", "tx")],
                 "responses": {
                     "200": one,
-                    "204": {"description": "Done, no body (PostgREST's default)"},
+                    "204": _DONE,
                     **_errors(_WRITE_ERRORS),
                 },
             },
@@ -329,7 +336,7 @@ def rpc_path(name: str, overloads: tuple[Function, ...]) -> dict[str, Any]:
             {
                 "type": "object",
                 "properties": {a.name: _argument_schema(a, function.variadic and a is last) for a in named},
-                "required": sorted(function.required),
+                "required": sorted(n for n in function.required if n),  # an unnamed one cannot be named
                 "additionalProperties": False,
             }
         )
@@ -340,7 +347,7 @@ def rpc_path(name: str, overloads: tuple[Function, ...]) -> dict[str, Any]:
             "summary": f"Call {name}",
             "description": f"{signatures}. The arguments by name, as a JSON object.",
             "tags": tags,
-            "parameters": [_prefer("handling")],
+            "parameters": [_prefer("params", "handling")],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _any_of(bodies)}}},
             "responses": responses,
         }
