@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from .catalog import Table
-from .column_schema import JsonSchema, insert_schema, row_schema, update_schema
+from .column_schema import insert_schema, row_schema, update_schema
 from .functions import Function
 from .openapi_paths import (
     CONTENT_RANGE_PATTERN,
@@ -40,12 +40,15 @@ from .openapi_paths import (
     TOKEN_PARAM,
     component_name,
     events_path,
+    filtered_events_path,
+    query,
     rpc_path,
     table_paths,
 )
 from .state import AUTHENTICATOR, CATALOG_LISTENERS, FUNCTIONS, OPENAPI, TABLES
 
 MEDIA_TYPE = "application/openapi+json"
+FILTERED_STREAMS = "/events/{table}"
 
 
 def _components(tables: Iterable[Table], auth: bool) -> dict[str, Any]:
@@ -75,20 +78,20 @@ def _components(tables: Iterable[Table], auth: bool) -> dict[str, Any]:
         "WWW-Authenticate": {"required": True, "schema": {"type": "string"}, "description": "The Bearer challenge"}
     }
     parameters = {
-        "select": _query(
+        "select": query(
             "select", "Columns to answer with: col, alias:col, col::type, json paths col->key; * is every one"
         ),
-        "order": _query("order", "col[.asc|.desc][.nullsfirst|.nullslast], comma-separated"),
-        "limit": _query("limit", "At most this many rows", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
-        "offset": _query("offset", "Skip this many rows", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
-        "on_conflict": _query("on_conflict", "The unique columns an upsert matches on, comma-separated"),
-        "columns": _query("columns", "The body's keys to write, comma-separated; others are ignored"),
-        "or": _query(
+        "order": query("order", "col[.asc|.desc][.nullsfirst|.nullslast], comma-separated"),
+        "limit": query("limit", "At most this many rows", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
+        "offset": query("offset", "Skip this many rows", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),
+        "on_conflict": query("on_conflict", "The unique columns an upsert matches on, comma-separated"),
+        "columns": query("columns", "The body's keys to write, comma-separated; others are ignored"),
+        "or": query(
             "or",
             "Filters of which one must hold: (col.op.value,col2.op.value), nested with and(...)",
             {"type": "string", "pattern": LOGIC_PATTERN},
         ),
-        "and": _query(
+        "and": query(
             "and", "Filters that must all hold: (col.op.value,or(...))", {"type": "string", "pattern": LOGIC_PATTERN}
         ),
         "Range": {
@@ -130,20 +133,14 @@ def _components(tables: Iterable[Table], auth: bool) -> dict[str, Any]:
     return components
 
 
-def _query(name: str, description: str, schema: JsonSchema | None = None) -> JsonSchema:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string"},
-    }
-
-
 def document(
-    tables: dict[str, Table], functions: dict[str, tuple[Function, ...]], auth: bool = False
+    tables: dict[str, Table],
+    functions: dict[str, tuple[Function, ...]],
+    auth: bool = False,
+    filtered_streams: bool = False,
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``tables`` (by URL name), ``functions`` (GATEWAY_RPC's) and /events."""
+    """The OpenAPI 3.1 document of ``tables`` (by URL name), ``functions`` (GATEWAY_RPC's) and
+    /events; ``filtered_streams``: the gateway serves ``/events/<table>?<filter>`` too."""
     from . import __version__  # the package's __init__ imports this module (through app)
 
     paths: dict[str, Any] = {
@@ -167,6 +164,9 @@ def document(
     for name in sorted(functions):
         paths.update(rpc_path(name, functions[name]))
     paths.update(events_path())
+    if filtered_streams:
+        for table in sorted(tables.values(), key=lambda t: t.name):
+            paths.update(filtered_events_path(table))
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -200,7 +200,9 @@ class Served:
 
 def _rebuild(app: web.Application) -> None:
     """The catalog listener: the document's text, built once per catalog."""
-    doc = document(app[TABLES], app[FUNCTIONS], app[AUTHENTICATOR].enabled)
+    # /events/<table> where the app routes it (filtered streams: issue 12).
+    filtered = any(r.canonical == FILTERED_STREAMS for r in app.router.resources())
+    doc = document(app[TABLES], app[FUNCTIONS], app[AUTHENTICATOR].enabled, filtered)
     app[OPENAPI].body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 

@@ -371,6 +371,40 @@ def rpc_path(name: str, overloads: tuple[Function, ...]) -> dict[str, Any]:
     return {"/rpc/" + quote(name, safe=""): item}
 
 
+# Resume and token parameters of every stream.
+_STREAM_PARAMETERS: list[JsonSchema] = [
+    {
+        "name": "lastEventId",
+        "in": "query",
+        "required": False,
+        "description": "Resume after this event (on a page's first connection)",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "description": "Resume after this event (EventSource sends it when it reconnects)",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    {
+        "name": TOKEN_PARAM,
+        "in": "query",
+        "required": False,
+        "description": "The token, where a client cannot send Authorization (EventSource)",
+        "schema": {"type": "string"},
+    },
+]
+_STREAM_RESPONSES = {
+    "200": {
+        "description": "The event stream: it does not end on its own",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **_errors(("400", "401", "403", "404", "429", "503")),
+}
+_VIEW_CHANGES = "(insert|update|delete|truncate)"
+
+
 def events_path() -> dict[str, Any]:
     return {
         "/events": {
@@ -398,35 +432,50 @@ def events_path() -> dict[str, Any]:
                             "maxItems": 32,
                         },
                     },
-                    {
-                        "name": "lastEventId",
-                        "in": "query",
-                        "required": False,
-                        "description": "Resume after this event (on a page's first connection)",
-                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                    },
-                    {
-                        "name": "Last-Event-ID",
-                        "in": "header",
-                        "required": False,
-                        "description": "Resume after this event (EventSource sends it when it reconnects)",
-                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                    },
-                    {
-                        "name": TOKEN_PARAM,
-                        "in": "query",
-                        "required": False,
-                        "description": "The token, where a client cannot send Authorization (EventSource)",
-                        "schema": {"type": "string"},
-                    },
+                    *_STREAM_PARAMETERS,
                 ],
-                "responses": {
-                    "200": {
-                        "description": "The event stream",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                    },
-                    **_errors(("400", "401", "403", "429", "503")),
-                },
+                "responses": _STREAM_RESPONSES,
             },
         }
+    }
+
+
+def filtered_events_path(table: Table) -> dict[str, Any]:
+    """``/events/<table>?<filter>``: the live GET of the rows that match (where the gateway serves it)."""
+    filters = [p for p in _filters(table) if p.get("name") != "on"]  # on= is the stream's own parameter
+    return {
+        "/events/" + quote(table.name, safe=""): {
+            "servers": [{"url": "/"}],
+            "get": {
+                "operationId": f"events_{component_name(table.name)}",
+                "summary": f"Server-Sent Events: the changes of the rows of {table.name} that match the filters",
+                "description": "A stream that does not end on its own. The event type is the change to the "
+                "filtered view: an update that moves a row out arrives as delete, one that moves a row in as "
+                "insert (data.moved says out or in); a TRUNCATE as truncate.",
+                "tags": [STREAMING_TAG],
+                "x-streaming": True,
+                "parameters": [
+                    *filters,
+                    query("select", "The columns of row and old: plain names, * for all (the default)"),
+                    query(
+                        "on",
+                        "The view changes wanted, comma-separated (all by default; a truncate always comes)",
+                        {"type": "string", "pattern": f"^{_VIEW_CHANGES}(,{_VIEW_CHANGES})*$"},
+                    ),
+                    *_STREAM_PARAMETERS,
+                ],
+                "responses": _STREAM_RESPONSES,
+            },
+        }
+    }
+
+
+def query(name: str, description: str, schema: JsonSchema | None = None) -> JsonSchema:
+    """An optional query parameter (a string unless ``schema`` says otherwise)."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
     }

@@ -9,9 +9,11 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
+from gateway import openapi
 from gateway.catalog import Column
 from gateway.column_schema import column_schema
 from gateway.openapi_paths import FILTER_PATTERN, component_name
+from gateway.state import FUNCTIONS, TABLES
 
 from .conftest import RunningGateway, run_sql, start_gateway
 from .waiting import until
@@ -287,3 +289,16 @@ def test_a_column_without_the_catalog_s_additions_is_still_described() -> None:
     # A Column made the old way (as other modules do): no base type known, a string.
     column = Column("x", "text", "text", False, False, False, False, ",", False, True, False, False)
     assert column_schema(column) == {"type": "string", "description": "text"}
+
+
+async def test_filtered_streams_are_described_where_the_gateway_serves_them(gw: RunningGateway) -> None:
+    served = any(r.canonical == "/events/{table}" for r in gw.app.router.resources())
+    assert ("/events/kinds" in (await fetch_document(gw))["paths"]) is served
+    # The document as it is with filtered streams (issue 12's /events/<table>?<filter>).
+    document = openapi.document(gw.app[TABLES], gw.app[FUNCTIONS], filtered_streams=True)
+    validate(document)
+    stream = document["paths"]["/events/kinds"]["get"]
+    assert stream["tags"] == ["streaming"] and stream["x-streaming"] is True
+    names = {p.get("name") or p["$ref"].rsplit("/", 1)[1] for p in stream["parameters"]}
+    assert {"id", "name", "or", "and", "select", "on", "lastEventId", "Last-Event-ID", "access_token"} <= names
+    assert document["paths"]["/events/kinds"]["servers"] == [{"url": "/"}]
