@@ -22,13 +22,10 @@ WITH RECURSIVE d(oid, base) AS (
     SELECT x.oid, x.typbasetype FROM pg_type x JOIN d ON x.oid = d.base
 ) SELECT oid FROM d WHERE base = 0"""
 
-# An enum's labels in their order (of an array's element type for an array of enums):
-# for the OpenAPI document. NULL for any other type.
-_ENUM_LABELS = """(SELECT array_agg(pe.enumlabel::text ORDER BY pe.enumsortorder) FROM pg_enum pe
-        WHERE pe.enumtypid = CASE WHEN b.typcategory = 'A' THEN e.oid ELSE b.oid END)"""
-
 # b: the column's base type; e: the base type of an array's elements, and el.typdelim
 # the character between them in an array literal (";" for box, "," for the others).
+# Then what the OpenAPI document says of it: the labels of an enum (of an array's
+# element enum), the DEFAULT expression, varchar(n)'s n, the column's comment.
 _COLUMNS = f"""
 SELECT a.attname,
        format_type(a.atttypid, a.atttypmod),
@@ -40,7 +37,8 @@ SELECT a.attname,
        a.attnotnull,
        a.atthasdef OR a.attidentity <> '',
        a.attidentity = 'a' OR a.attgenerated <> '',
-       {_ENUM_LABELS},
+       (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = b.oid),
+       (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = e.oid),
        pg_get_expr(ad.adbin, ad.adrelid),
        CASE WHEN t.typname IN ('varchar', 'bpchar') AND a.atttypmod > 4 THEN a.atttypmod - 4 END,
        col_description(a.attrelid, a.attnum)
@@ -103,10 +101,11 @@ class Column:
     not_null: bool  # NOT NULL (the OpenAPI document: required unless it has a default)
     has_default: bool  # a DEFAULT or an identity: an insert may leave it out
     generated: bool  # GENERATED ALWAYS: the database sets it, a client may not
-    # For the OpenAPI document (gateway.openapi); the defaults describe nothing more.
-    base_name: str = ""  # the base type's typname, through domains: "int4", "_text" for text[]
-    element_name: str = ""  # an array's element type's (base) typname: "text"; "" for no array
-    enum_labels: tuple[str, ...] = ()  # an enum's labels in order (an array of enums: its element's)
+    base_type: str = ""  # pg_type.typname of the base type (a domain's): int4, numeric, text, an enum's name
+    enum_labels: tuple[str, ...] | None = None  # an enum's labels in sort order; None for other types
+    # For the OpenAPI document (gateway.column_schema); the defaults say nothing more.
+    element_type: str = ""  # an array's element base type's typname ("text" for text[]); "" for others
+    element_labels: tuple[str, ...] | None = None  # an array of enums: the enum's labels; else None
     default: str | None = None  # the DEFAULT expression as Postgres prints it
     max_length: int | None = None  # varchar(n) and char(n): n
     comment: str | None = None  # COMMENT ON COLUMN
@@ -150,6 +149,7 @@ async def load_table(cur: Any, name: str) -> Table:
             has_default,
             generated,
             labels,
+            element_labels,
             default,
             max_length,
             column_comment,
@@ -167,9 +167,10 @@ async def load_table(cur: Any, name: str) -> Table:
             not_null=not_null,
             has_default=has_default,
             generated=generated,
-            base_name=base,
-            element_name=element or "",
-            enum_labels=tuple(labels or ()),
+            base_type=base,
+            enum_labels=tuple(labels) if labels is not None else None,
+            element_type=element or "",
+            element_labels=tuple(element_labels) if element_labels is not None else None,
             default=default,
             max_length=max_length,
             comment=column_comment,

@@ -53,14 +53,14 @@ def value_schema(column: Column) -> JsonSchema:
     if column.is_json:
         return {}
     if column.is_array:
-        element = type_schema(column.element_name, column.enum_labels, None)
+        element = type_schema(column.element_type, column.element_labels, None)
         return {"type": "array", "items": or_null(element)}
     if column.is_composite:
         return {"type": "object"}
-    return type_schema(column.base_name, column.enum_labels, column.max_length)
+    return type_schema(column.base_type, column.enum_labels, column.max_length)
 
 
-def type_schema(base: str, labels: tuple[str, ...], max_length: int | None) -> JsonSchema:
+def type_schema(base: str, labels: tuple[str, ...] | None, max_length: int | None) -> JsonSchema:
     """One non-null value of the base type ``base`` (a pg_type.typname)."""
     if labels:
         return {"type": "string", "enum": list(labels)}

@@ -17,7 +17,6 @@ from typing import Any
 from psycopg2 import sql
 
 from .catalog import _BASE_TYPE as BASE_TYPE  # one definition of "a domain's base type"
-from .catalog import _ENUM_LABELS as ENUM_LABELS
 from .catalog import Column, Identifier
 from .config import ConfigError
 
@@ -92,7 +91,9 @@ SELECT p.oid, n.nspname, p.proname, p.provolatile, p.proretset, rt.typname, rt.t
 # {source}, a query of (name, type oid, ord, mode) rows.
 _FIELDS = f"""
 SELECT coalesce(f.name, ''), f.mode, format_type(f.type, NULL), t.typname, b.typname, b.typcategory,
-       e.typname, coalesce(el.typdelim, ','), {ENUM_LABELS}
+       e.typname, coalesce(el.typdelim, ','),
+       (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = b.oid),
+       (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = e.oid)
   FROM ({{source}}) AS f(name, type, ord, mode)
   JOIN pg_type t ON t.oid = f.type
  CROSS JOIN LATERAL ({BASE_TYPE.format("t")}) AS bt
@@ -140,6 +141,7 @@ def _field(
     element: str | None,
     delimiter: str,
     labels: list[str] | None,
+    element_labels: list[str] | None,
 ) -> Column:
     return Column(
         name=name,
@@ -154,9 +156,10 @@ def _field(
         not_null=False,
         has_default=False,
         generated=False,
-        base_name=base,
-        element_name=element or "",
-        enum_labels=tuple(labels or ()),
+        base_type=base,
+        enum_labels=tuple(labels) if labels is not None else None,
+        element_type=element or "",
+        element_labels=tuple(element_labels) if element_labels is not None else None,
     )
 
 

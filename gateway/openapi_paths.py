@@ -232,7 +232,7 @@ def table_paths(table: Table) -> dict[str, Any]:
             "in": "path",
             "required": True,
             "description": f"The row's {key.name} ({key.type_sql})",
-            "schema": type_schema(key.base_name, key.enum_labels, key.max_length)
+            "schema": type_schema(key.base_type, key.enum_labels, key.max_length)
             if not key.is_array and not key.is_composite and not key.is_json
             else {"type": "string"},
         }
@@ -288,7 +288,7 @@ def _query_argument_schema(argument: Column) -> JsonSchema:
     text of a query value is the value (a number, a boolean, a word), else a string."""
     if argument.is_json or argument.is_array or argument.is_composite:
         return {"type": "string"}
-    return type_schema(argument.base_name, argument.enum_labels, argument.max_length)
+    return type_schema(argument.base_type, argument.enum_labels, argument.max_length)
 
 
 def _result_schema(function: Function) -> JsonSchema | None:
