@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import health, metrics, openapi, rest, rpc, stream
+from . import health, metrics, rest, rpc, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .aiohttp_adapter import LINGER, GatewayRunner
 from .auth import Authenticator, authenticate
@@ -28,6 +28,7 @@ from .hub import Hub
 from .limits import StreamLimits
 from .listener import Listener
 from .metrics import Metrics, observe_response, start_timer
+from .openapi import routes as add_openapi_routes
 from .reload import Reloader, install, load_catalog
 from .retention import prune_forever
 from .sse import HEARTBEAT
@@ -155,7 +156,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     stream.add_routes(app)
     rpc.add_routes(app)  # before rest's: /api/rpc/<function> is not /api/<table>/<pk>
     rest.add_routes(app)
-    openapi.routes(app)  # GET /api/ and /api: the OpenAPI document
+    add_openapi_routes(app)  # GET /api/ and /api: the OpenAPI document
     health.add_routes(app)
     metrics.add_routes(app)
     if settings.demo and "todos" in settings.expose:

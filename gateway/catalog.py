@@ -8,7 +8,7 @@ literals, so the column's own type applies as in plain SQL (see ``literals``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg2 import sql
@@ -24,8 +24,6 @@ WITH RECURSIVE d(oid, base) AS (
 
 # b: the column's base type; e: the base type of an array's elements, and el.typdelim
 # the character between them in an array literal (";" for box, "," for the others).
-# Then what the OpenAPI document says of it: the labels of an enum (of an array's
-# element enum), the DEFAULT expression, varchar(n)'s n, the column's comment.
 _COLUMNS = f"""
 SELECT a.attname,
        format_type(a.atttypid, a.atttypmod),
@@ -36,8 +34,26 @@ SELECT a.attname,
        coalesce(el.typdelim, ','),
        a.attnotnull,
        a.atthasdef OR a.attidentity <> '',
-       a.attidentity = 'a' OR a.attgenerated <> '',
+       a.attidentity = 'a' OR a.attgenerated <> ''
+  FROM pg_attribute a
+  JOIN pg_type t ON t.oid = a.atttypid
+  CROSS JOIN LATERAL ({_BASE_TYPE.format("t")}) AS bt
+  JOIN pg_type b ON b.oid = bt.oid
+  LEFT JOIN pg_type el ON el.oid = b.typelem AND b.typcategory = 'A'
+  LEFT JOIN LATERAL ({_BASE_TYPE.format("el")}) AS et ON true
+  LEFT JOIN pg_type e ON e.oid = et.oid
+ WHERE a.attrelid = %(table)s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum
+"""
+
+# What the OpenAPI document says of a column (gateway.column_schema) beyond what the
+# handlers read: an enum's labels, an array's element base type and that type's enum
+# labels, the DEFAULT expression, varchar(n)'s n, the comment. A statement of its own,
+# so that _COLUMNS stays what the handlers read.
+_DESCRIBED = f"""
+SELECT a.attname,
        (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = b.oid),
+       coalesce(e.typname, ''),
        (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = e.oid),
        pg_get_expr(ad.adbin, ad.adrelid),
        CASE WHEN t.typname IN ('varchar', 'bpchar') AND a.atttypmod > 4 THEN a.atttypmod - 4 END,
@@ -51,7 +67,6 @@ SELECT a.attname,
   LEFT JOIN pg_type e ON e.oid = et.oid
   LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
  WHERE a.attrelid = %(table)s::regclass AND a.attnum > 0 AND NOT a.attisdropped
- ORDER BY a.attnum
 """
 
 # Its names, its topic and its key, as the capture trigger has them: triggers.sql
@@ -137,23 +152,7 @@ async def load_table(cur: Any, name: str) -> Table:
     await cur.execute(_COLUMNS, {"table": name})
     columns = {}
     for row in await cur.fetchall():
-        (
-            attname,
-            type_sql,
-            typname,
-            base,
-            category,
-            element,
-            delimiter,
-            not_null,
-            has_default,
-            generated,
-            labels,
-            element_labels,
-            default,
-            max_length,
-            column_comment,
-        ) = row
+        attname, type_sql, typname, base, category, element, delimiter, not_null, has_default, generated = row
         columns[attname] = Column(
             name=attname,
             type_sql=type_sql,
@@ -168,17 +167,28 @@ async def load_table(cur: Any, name: str) -> Table:
             has_default=has_default,
             generated=generated,
             base_type=base,
-            enum_labels=tuple(labels) if labels is not None else None,
-            element_type=element or "",
-            element_labels=tuple(element_labels) if element_labels is not None else None,
-            default=default,
-            max_length=max_length,
-            comment=column_comment,
         )
     return Table(
         name=topic,
         ident=Identifier(schema, relname),
-        columns=columns,
+        columns=await _described(cur, name, columns),
         primary_key=tuple(primary_key or ()),
         comment=comment,
     )
+
+
+async def _described(cur: Any, name: str, columns: dict[str, Column]) -> dict[str, Column]:
+    """``columns`` with what only the OpenAPI document reads (_DESCRIBED) filled in."""
+    await cur.execute(_DESCRIBED, {"table": name})
+    described = dict(columns)
+    for attname, labels, element_type, element_labels, default, max_length, comment in await cur.fetchall():
+        described[attname] = replace(
+            columns[attname],
+            enum_labels=tuple(labels) if labels is not None else None,
+            element_type=element_type,
+            element_labels=tuple(element_labels) if element_labels is not None else None,
+            default=default,
+            max_length=max_length,
+            comment=comment,
+        )
+    return described
