@@ -1,7 +1,8 @@
 """Wiring only: build the aiohttp application from Settings and a database DSN.
 
 Start-up and shutdown read top to bottom in the ``cleanup_ctx`` generators: the
-pool and schema first, then the listener, then retention. On shutdown every SSE
+JWT key set's fetcher (when there is one) first, in the background, then the pool
+and schema, then the listener, then retention. On shutdown every SSE
 stream is told to reconnect and ended, so the server does not wait for them.
 """
 
@@ -52,6 +53,20 @@ LISTENER_START_TIMEOUT = 15.0
 POOL_CLOSE_TIMEOUT = 5.0
 
 log = logging.getLogger(__name__)
+
+
+async def _key_set(app: web.Application) -> AsyncIterator[None]:
+    """GATEWAY_JWT_JWKS_URL's keys, fetched in the background: start-up does not wait for
+    the identity provider (until it answers, tokens get a 503 and can retry)."""
+    key_set = app[AUTHENTICATOR].key_set
+    if key_set is None:
+        yield
+        return
+    task = asyncio.create_task(key_set.run(), name="gateway-jwks")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -125,7 +140,9 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
         client_max_size=settings.max_body,
     )
     counted = app[METRICS] = Metrics()
-    app[AUTHENTICATOR] = Authenticator(settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience)
+    app[AUTHENTICATOR] = Authenticator(
+        settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience, settings.jwt_jwks_url
+    )
     app[CORS] = CorsPolicy(settings.cors_origins)
     app[LIMITS] = StreamLimits(settings.max_subscribers, settings.max_subscribers_per_client)
     app.on_response_prepare.append(add_cors_headers)
@@ -148,6 +165,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
         counters=counted,
         on_reload=reloader.request,
     )
+    app.cleanup_ctx.append(_key_set)  # first: its fetch runs while the database starts
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_listener)
     app.cleanup_ctx.append(_retention)

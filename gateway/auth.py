@@ -1,7 +1,8 @@
 """Who may subscribe to what and who may write: JWT bearer tokens.
 
-Off unless GATEWAY_JWT_SECRET (HS256) or GATEWAY_JWT_PUBLIC_KEY (RS256, PEM) is
-set. With either set, ``/events`` and ``/api`` refuse a request without a valid,
+Off unless GATEWAY_JWT_SECRET (HS256), GATEWAY_JWT_PUBLIC_KEY (a PEM: RS256,
+ES256 or EdDSA by its key type) or GATEWAY_JWT_JWKS_URL (an identity provider's key
+set, :mod:`gateway.jwks`) is set. With one set, ``/events`` and ``/api`` refuse a request without a valid,
 unexpired token (401) and refuse a topic or a write the token does not grant (403).
 
 Claims the gateway reads::
@@ -38,8 +39,10 @@ import jwt
 from aiohttp import web
 
 from .codes import Code
-from .config import ConfigError
-from .errors import CHALLENGE, ApiError
+from .config import ONE_KEY, ConfigError
+from .errors import CHALLENGE, ApiError, Deferred
+from .jwks import KeySet
+from .keys import Keyring, Refused, UnknownKey, VerifyKey, choose, keyring_from_pem, keyring_from_secret, read_header
 from .state import AUTHENTICATOR, GRANT
 
 TOKEN_NAME = "access_token"
@@ -122,23 +125,31 @@ EVERYTHING = Grant(topics=("*",), write=True)
 
 
 class Authenticator:
-    """Verifies tokens with one key; ``enabled`` is False when no key is configured."""
+    """Verifies tokens with the configured key or key set; ``enabled`` is False without one.
 
-    def __init__(self, secret: str = "", public_key: str = "", audience: str = "") -> None:
-        if secret and public_key:
-            raise ConfigError("set GATEWAY_JWT_SECRET or GATEWAY_JWT_PUBLIC_KEY, not both")
-        self._key: Any = secret or public_key
-        self._algorithms = ["HS256"] if secret else ["RS256"]
-        self._audience = audience or None
-        self.enabled = bool(self._key)
-        if public_key:
+    Which key and algorithm verify a token is :func:`gateway.keys.choose`'s decision;
+    with a key set, :class:`gateway.jwks.KeySet` fetches the keys (its task belongs to
+    the app: ``key_set.run()``).
+    """
+
+    def __init__(self, secret: str = "", public_key: str = "", audience: str = "", jwks_url: str = "") -> None:
+        if sum(map(bool, (secret, public_key, jwks_url))) > 1:
+            raise ConfigError(ONE_KEY)
+        self._keyring: Keyring | None = None
+        self.key_set = KeySet(jwks_url) if jwks_url else None
+        if secret:
+            self._keyring = keyring_from_secret(secret)
+        elif public_key:
             try:  # fail at start, not on the first request, if the PEM is unusable
-                jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).prepare_key(public_key)
-            except (ValueError, TypeError, jwt.InvalidKeyError) as exc:
-                raise ConfigError(f"GATEWAY_JWT_PUBLIC_KEY is not an RSA public key in PEM: {exc}") from None
+                self._keyring = keyring_from_pem(public_key)
+            except ValueError as exc:
+                raise ConfigError(f"GATEWAY_JWT_PUBLIC_KEY: {exc}") from None
+        self._audience = audience or None
+        self.enabled = self._keyring is not None or self.key_set is not None
 
     def grant(self, request: web.Request) -> Grant:
-        """The request's grant; raises a 401 ApiError when auth is on and the token is bad."""
+        """The request's grant; raises a 401 ApiError when auth is on and the token is bad,
+        a 503 when its key set could not be fetched, Deferred while it is being fetched."""
         if not self.enabled:
             return EVERYTHING
         token = _token(request)
@@ -151,13 +162,16 @@ class Authenticator:
         if not token.isascii():  # a raw byte in a header or cookie; PyJWT would fail to encode it (a 500)
             raise _unauthorized("the token is not valid: a JWT is ASCII (base64url parts joined by dots)")
         try:
+            key, algorithm = self._key_for(jwt.get_unverified_header(token))
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=self._algorithms,
+                key.key,
+                algorithms=[algorithm],
                 audience=self._audience,
                 options={"require": ["exp"], "verify_aud": self._audience is not None},
             )
+        except Refused as exc:
+            raise _unauthorized(f"the token is not valid: {exc}") from None
         except jwt.ExpiredSignatureError:
             raise _unauthorized("the token has expired", Code.INVALID_CLAIMS) from None
         except _CLAIM_ERRORS as exc:
@@ -165,6 +179,39 @@ class Authenticator:
         except jwt.InvalidTokenError as exc:
             raise _unauthorized(f"the token is not valid: {exc}") from None
         return _grant_from(claims)
+
+    def _key_for(self, header: dict[str, Any]) -> tuple[VerifyKey, str]:
+        if self.key_set is None:
+            assert self._keyring is not None
+            return choose(self._keyring, header)
+        keys = self.key_set.keyring
+        try:
+            if keys is None:
+                raise UnknownKey(read_header(header)[1])  # a header no key could verify is a 401, keys or not
+            return choose(keys, header)
+        except UnknownKey as missing:
+            refused = self._missing(missing.kid)
+            fetch = self.key_set.refetch()
+            if fetch is None:
+                raise refused from None
+            raise Deferred(fetch, refused) from None
+
+    def _missing(self, kid: str | None) -> ApiError:
+        """The answer to a token whose key is not there, once no fetch may bring it."""
+        assert self.key_set is not None
+        if self.key_set.keyring is None or self.key_set.failing:
+            what = (
+                "no key set could be fetched yet" if self.key_set.keyring is None else "the key set cannot be fetched"
+            )
+            return ApiError(
+                Code.KEYS_UNAVAILABLE,
+                f"the token cannot be checked: {what} from GATEWAY_JWT_JWKS_URL; try again shortly",
+                headers={"Retry-After": str(self.key_set.retry_after())},
+            )
+        return _unauthorized(
+            f"the token is not valid: the issuer's key set has no key {kid!r}",
+            hint=f"the keys it has: {', '.join(map(repr, self.key_set.keyring.kids)) or 'none with a kid'}",
+        )
 
 
 def _grant_from(claims: dict[str, Any]) -> Grant:

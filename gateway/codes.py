@@ -111,6 +111,12 @@ class Code(Enum):
         403,
         "the database refused the role (a grant, a row-level security policy; also 28*, 0L*, 0P*)",
     )
+    KEYS_UNAVAILABLE = (
+        "keys_unavailable",
+        503,
+        "`GATEWAY_JWT_JWKS_URL` could not be fetched yet (or not since the token's `kid` appeared), so the token "
+        "cannot be checked; `Retry-After` says when the next fetch is",
+    )
     # The path names nothing, or not with that method or representation.
     INVALID_PATH = ("PGRST125", 404, "no such endpoint")
     UNKNOWN_TABLE = ("PGRST205", 404, "the table is not exposed")

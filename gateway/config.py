@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .client_address import Network, parse_networks
+
 _N = TypeVar("_N", int, float)
 
 
@@ -51,6 +53,22 @@ _tables = _names("table")
 _functions = _names("function")
 
 
+def _whole_number(value: str) -> int:
+    """An integer in decimal; int()'s own message ("invalid literal for int() with
+    base 10") reads like a Python error, not like the other settings' messages."""
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("must be a whole number, such as 8080") from None
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("must be a number, such as 2.5") from None
+
+
 def _at_least(convert: Callable[[str], _N], zero_allowed: bool, what: str) -> Callable[[str], _N]:
     """A parser for a number of kind ``what`` ("whole number" or "number") that must be
     positive, or with ``zero_allowed`` zero or positive; NaN fails both."""
@@ -65,14 +83,14 @@ def _at_least(convert: Callable[[str], _N], zero_allowed: bool, what: str) -> Ca
     return parse
 
 
-_positive_int = _at_least(int, False, "whole number")
-_non_negative_int = _at_least(int, True, "whole number")
-_positive_float = _at_least(float, False, "number")
-_non_negative_float = _at_least(float, True, "number")
+_positive_int = _at_least(_whole_number, False, "whole number")
+_non_negative_int = _at_least(_whole_number, True, "whole number")
+_positive_float = _at_least(_number, False, "number")
+_non_negative_float = _at_least(_number, True, "number")
 
 
 def _port(value: str) -> int:
-    number = int(value)
+    number = _whole_number(value)
     if not 0 <= number <= 65535:
         raise ValueError("must be between 0 and 65535 (0 picks a free port)")
     return number
@@ -109,6 +127,15 @@ def _pem(value: str) -> str:
         raise ValueError(f"neither PEM text nor a readable file: {exc.strerror}") from None
 
 
+def _key_set_url(value: str) -> str:
+    """An http(s) URL with a host: where an identity provider publishes its JWK Set."""
+    if not value:
+        return value
+    if not re.match(r"^https?://[^/\s?#]+(/\S*)?$", value, re.IGNORECASE):
+        raise ValueError("must be an http:// or https:// URL, such as https://example.auth0.com/.well-known/jwks.json")
+    return value
+
+
 def _one_of(*choices: str, upper: bool = False) -> Callable[[str], str]:
     """A parser for one word of ``choices`` (any case), returned lower case, or ``upper``."""
     listed = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
@@ -128,12 +155,22 @@ _log_format = _one_of("text", "json")
 
 
 def _setting(
-    default: Any, env: str, parse: Callable[[str], Any], help: str, metavar: str = "", secret: bool = False
+    default: Any,
+    env: str,
+    parse: Callable[[str], Any],
+    help: str,
+    metavar: str = "",
+    secret: bool = False,
+    shown: str = "",
+    init_db: bool = False,
 ) -> Any:
+    """A setting's field. ``shown`` is its default as ``--help`` and the README say it
+    when the value alone would mislead (``demo``'s False is on when embedded);
+    ``init_db`` marks the few settings ``init-db`` reads, so its ``--help`` lists only them."""
     return field(
         default=default,
         repr=not secret,  # a secret never reaches a log line through repr(settings)
-        metadata={"env": env, "parse": parse, "help": help, "metavar": metavar},
+        metadata={"env": env, "parse": parse, "help": help, "metavar": metavar, "shown": shown, "init_db": init_db},
     )
 
 
@@ -150,15 +187,18 @@ class Settings:
         "PostgreSQL 13+ to use; empty starts an embedded server under --data-dir",
         "DSN",
         secret=True,
+        shown="none: the embedded server",
+        init_db=True,
     )
     listen_url: str = _setting(
         "",
         "GATEWAY_LISTEN_URL",
         _text,
         "the listener's own connection (LISTEN and the wake lock need a stable session: Postgres directly, "
-        "or a pooler in session mode), so DATABASE_URL may go through a transaction pooler; empty: DATABASE_URL",
+        "or a pooler in session mode), so DATABASE_URL may go through a transaction pooler",
         "DSN",
         secret=True,
+        shown="DATABASE_URL",
     )
     data_dir: str = _setting(
         _default_data_dir(),
@@ -166,6 +206,7 @@ class Settings:
         _text,
         "data directory of the embedded Postgres (kept between runs)",
         "PATH",
+        init_db=True,
     )
     expose: tuple[str, ...] = _setting(
         ("todos",),
@@ -173,6 +214,7 @@ class Settings:
         _tables,
         "comma-separated tables served under /api and watched for changes",
         "TABLES",
+        init_db=True,
     )
     rpc: tuple[str, ...] = _setting(
         (),
@@ -180,14 +222,17 @@ class Settings:
         _functions,
         "comma-separated functions callable as /api/rpc/<name> (POST; GET too for STABLE or IMMUTABLE ones)",
         "FUNCTIONS",
+        shown="none",
     )
     demo: bool = _setting(
         False,
         "GATEWAY_DEMO",
         _flag,
         "demo mode, with todos exposed: create the demo table todos if missing, seed it when empty, "
-        "serve the todo page at / (on by default when embedded)",
+        "serve the todo page at /",
         "BOOL",
+        shown="on with the embedded server, off with DATABASE_URL",
+        init_db=True,
     )
     heartbeat: float = _setting(
         15.0, "GATEWAY_HEARTBEAT", _positive_float, "seconds between SSE heartbeat comments", "S"
@@ -215,6 +260,15 @@ class Settings:
         _positive_int,
         "most SSE streams one client address holds (then 429)",
         "N",
+    )
+    trusted_proxies: tuple[Network, ...] = _setting(
+        (),
+        "GATEWAY_TRUSTED_PROXIES",
+        parse_networks,
+        "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For or Forwarded header "
+        "names the client, for the per-client stream limit and the access log",
+        "CIDRS",
+        shown="none",
     )
     max_body: int = _setting(1024 * 1024, "GATEWAY_MAX_BODY", _positive_int, "largest request body accepted", "BYTES")
     page_limit: int = _setting(1000, "GATEWAY_PAGE_LIMIT", _positive_int, "largest ?limit= a list request may ask", "N")
@@ -267,8 +321,12 @@ class Settings:
         "the first byte of its next request) before it is closed",
         "S",
     )
-    log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL", _log_level, "debug, info, warning, error", "LEVEL")
-    log_format: str = _setting("text", "GATEWAY_LOG_FORMAT", _log_format, "text, or json (one object per line)", "FMT")
+    log_level: str = _setting(
+        "INFO", "GATEWAY_LOG_LEVEL", _log_level, "debug, info, warning, error", "LEVEL", init_db=True
+    )
+    log_format: str = _setting(
+        "text", "GATEWAY_LOG_FORMAT", _log_format, "text, or json (one object per line)", "FMT", init_db=True
+    )
     request_body_timeout: float = _setting(
         30.0,
         "GATEWAY_REQUEST_BODY_TIMEOUT",
@@ -305,8 +363,17 @@ class Settings:
         "",
         "GATEWAY_JWT_PUBLIC_KEY",
         _pem,
-        "RS256 public key (PEM text or a file); turns auth on for /events and /api",
+        "public key or certificate (PEM text or a file): RSA (RS256, PS256), EC P-256 (ES256) or Ed25519 (EdDSA); "
+        "turns auth on for /events and /api",
         "PEM",
+    )
+    jwt_jwks_url: str = _setting(
+        "",
+        "GATEWAY_JWT_JWKS_URL",
+        _key_set_url,
+        "an identity provider's JWK Set, fetched in the background and refreshed; a token's kid picks its key; "
+        "turns auth on for /events and /api",
+        "URL",
     )
     jwt_audience: str = _setting("", "GATEWAY_JWT_AUDIENCE", _text, "required 'aud' claim, if set", "AUD")
     cors_origins: tuple[str, ...] = _setting(
@@ -320,12 +387,19 @@ class Settings:
     @property
     def auth_enabled(self) -> bool:
         """True when a JWT key is set; not read yet: kept for the coming inspector."""
-        return bool(self.jwt_secret or self.jwt_public_key)
+        return bool(self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url)
 
     @property
     def embedded(self) -> bool:
         """True when the gateway runs its own Postgres (no DATABASE_URL given)."""
         return not self.database_url
+
+
+_KEY_SETTINGS = ("jwt_secret", "jwt_public_key", "jwt_jwks_url")
+ONE_KEY = (
+    "set one of GATEWAY_JWT_SECRET (HS256), GATEWAY_JWT_PUBLIC_KEY (a PEM) or GATEWAY_JWT_JWKS_URL (a key set), "
+    "not several"
+)
 
 
 def _parse(name: str, raw: str, source: str) -> Any:
@@ -336,19 +410,31 @@ def _parse(name: str, raw: str, source: str) -> Any:
         raise ConfigError(f"{source}={raw!r}: {exc}") from None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Give ``parser`` one flag per setting; defaults stay unset so env can fill them."""
+def _shown_default(setting: Any) -> str:
+    """The default as a person reads it: ``on``/``off``, ``none`` for nothing, lists joined."""
+    meta, default = setting.metadata, setting.default
+    if meta["shown"]:
+        return str(meta["shown"])
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, tuple):
+        return ",".join(default) or "none"
+    return str(default) if default != "" else "none"
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, init_db: bool = False) -> None:
+    """Give ``parser`` one flag per setting (with ``init_db``, only the ones ``init-db``
+    reads); defaults stay unset so env can fill them."""
     for setting in fields(Settings):
         meta = setting.metadata
-        flag = "--" + setting.name.replace("_", "-")
-        default = setting.default
-        shown = ",".join(default) if isinstance(default, tuple) else default
+        if init_db and not meta["init_db"]:
+            continue
         parser.add_argument(
-            flag,
+            "--" + setting.name.replace("_", "-"),
             dest=setting.name,
             default=None,
             metavar=meta["metavar"] or None,
-            help=f"{meta['help']} (env {meta['env']}, default {shown!s})",
+            help=f"{meta['help']} (env {meta['env']}, default {_shown_default(setting)})",
         )
 
 
@@ -362,8 +448,8 @@ def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, 
             values[setting.name] = _parse(setting.name, str(flag_value), "--" + setting.name.replace("_", "-"))
         elif setting.metadata["env"] in env:
             values[setting.name] = _parse(setting.name, env[setting.metadata["env"]], setting.metadata["env"])
-    if values.get("jwt_secret") and values.get("jwt_public_key"):
-        raise ConfigError("set GATEWAY_JWT_SECRET (HS256) or GATEWAY_JWT_PUBLIC_KEY (RS256), not both")
+    if sum(bool(values.get(name)) for name in _KEY_SETTINGS) > 1:
+        raise ConfigError(ONE_KEY)
     if values.get("listen_url") and not values.get("database_url"):
         raise ConfigError("GATEWAY_LISTEN_URL needs DATABASE_URL: the embedded Postgres is always reached directly")
     settings = Settings(**values)
@@ -374,9 +460,12 @@ def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, 
 
 def settings_table() -> Sequence[tuple[str, str, str, str]]:
     """(flag, env, default, help) rows, for the README and ``--help``."""
-    rows = []
-    for setting in fields(Settings):
-        default = setting.default
-        shown = ",".join(default) if isinstance(default, tuple) else str(default)
-        rows.append(("--" + setting.name.replace("_", "-"), setting.metadata["env"], shown, setting.metadata["help"]))
-    return rows
+    return [
+        (
+            "--" + setting.name.replace("_", "-"),
+            setting.metadata["env"],
+            _shown_default(setting),
+            setting.metadata["help"],
+        )
+        for setting in fields(Settings)
+    ]

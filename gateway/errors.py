@@ -10,6 +10,7 @@ is a member of :class:`gateway.codes.Code`; this module only shapes and maps the
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -180,8 +181,23 @@ def _text(part: str | None) -> str | None:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A check that runs before the handler: it may answer itself (a response), refuse
-# (raise ApiError), or let the request through (None).
+# (raise ApiError), let the request through (None), or ask to wait (raise Deferred).
 Guard = Callable[[web.Request], web.StreamResponse | None]
+
+
+class Deferred(Exception):
+    """A guard cannot decide yet: the request waits for ``ready``, then that guard runs again.
+
+    For the rare request that needs I/O before it can be judged (a token whose key is
+    being fetched: gateway.jwks). A guard that defers a second time gets ``otherwise``
+    as its answer, so a request waits once at most. A stream that waited keeps one
+    coroutine frame more than the others for its life: the price of the rare case.
+    """
+
+    def __init__(self, ready: Awaitable[object], otherwise: Exception) -> None:
+        super().__init__("deferred")
+        self.ready = ready
+        self.otherwise = otherwise
 
 
 def json_errors(guards: Sequence[Guard] = (), streams: Collection[Handler] = ()) -> Middleware:
@@ -198,16 +214,32 @@ def json_errors(guards: Sequence[Guard] = (), streams: Collection[Handler] = ())
 
     @web.middleware
     def middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        return through(request, handler, 0, False)
+
+    def through(request: web.Request, handler: Handler, first: int, waited: bool) -> Awaitable[web.StreamResponse]:
+        index = first
         try:
-            for guard in guards:
-                early = guard(request)
+            for index in range(first, len(guards)):
+                early = guards[index](request)
                 if early is not None:
                     return _answer(early)
+        except Deferred as wait:
+            if waited:
+                if inspect.iscoroutine(wait.ready):
+                    wait.ready.close()  # never awaited: say so to the coroutine, not to the log
+                return _answer(error_response_for(request, wait.otherwise))
+            return resume(request, handler, index, wait.ready)
         except Exception as exc:
             return _answer(error_response_for(request, exc))
         if handler in streams:
             return handler(request)
         return _guarded(request, handler)
+
+    async def resume(
+        request: web.Request, handler: Handler, index: int, ready: Awaitable[object]
+    ) -> web.StreamResponse:
+        await ready
+        return await through(request, handler, index, True)
 
     return middleware
 

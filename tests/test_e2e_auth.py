@@ -12,9 +12,9 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .conftest import RunningGateway, start_gateway
+from .issuer import SigningKey
 from .problems import error_body, error_of
 from .test_e2e_protocol import raw
 
@@ -108,18 +108,28 @@ async def test_stream_ends_when_its_token_expires(secured: RunningGateway) -> No
     assert any("token expired" in comment for comment in client.comments)
 
 
-async def test_rs256_public_key(database: str) -> None:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "EdDSA"])
+async def test_a_public_key_pem_verifies_the_algorithms_of_its_key_type_only(database: str, alg: str) -> None:
+    signer = SigningKey.new("any", alg)
     public_pem = (
-        private.public_key()
+        signer.private.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
+    other_type = SigningKey.new("any", "EdDSA" if alg != "EdDSA" else "ES256")
     async with start_gateway(database, jwt_public_key=public_pem) as gw:
-        good = jwt.encode({"exp": time.time() + 60, "topics": ["todos"]}, private, algorithm="RS256")
         forged = hmac_signed({"exp": time.time() + 60, "topics": ["todos"]}, public_pem.encode())
-        assert await status_of(gw, "GET", "/api/todos", good) == 200
+        unsigned = jwt.encode({"exp": time.time() + 60, "topics": ["todos"]}, None, algorithm="none")
+        assert await status_of(gw, "GET", "/api/todos", signer.token()) == 200
+        assert await status_of(gw, "GET", "/api/todos", signer.token(kid=None)) == 200
+        client = await gw.subscribe("todos", access_token=signer.token())
+        await gw.sql("INSERT INTO todos (title) VALUES ('signed')")
+        assert (await client.next()).json["row"]["title"] == "signed"
+        await client.close()
         assert await status_of(gw, "GET", "/api/todos", forged) == 401  # no algorithm confusion
+        assert await status_of(gw, "GET", "/api/todos", unsigned) == 401
+        assert await status_of(gw, "GET", "/api/todos", other_type.token()) == 401
+        assert await status_of(gw, "GET", "/api/todos", SigningKey.new("any", alg).token()) == 401  # another key
 
 
 async def test_cors_allows_only_configured_origins(database: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.codes import Code
-from gateway.errors import ApiError, api_error_response, database_error, error_response, json_errors, status_error
+from gateway.errors import (
+    ApiError,
+    Deferred,
+    api_error_response,
+    database_error,
+    error_response,
+    json_errors,
+    status_error,
+)
+
+from .problems import error_of
 
 
 def _raises(exc: Exception) -> Callable[[web.Request], web.StreamResponse]:
@@ -168,3 +179,40 @@ def test_an_unreachable_database_is_a_503_that_says_to_retry() -> None:
         "PGRST000",
         "the database is unreachable; try again shortly",
     )
+
+
+async def test_a_guard_that_defers_waits_once_then_runs_again_and_a_second_deferral_gets_its_fallback() -> None:
+    """A guard may raise Deferred (gateway.jwks: a key being fetched); the request waits, the
+    guards from that one on run again, and a guard that defers again answers ``otherwise``."""
+    calls: list[str] = []
+    fetched = asyncio.Event()
+
+    async def fetch() -> None:
+        fetched.set()
+
+    def first(request: web.Request) -> None:
+        calls.append("first")
+
+    def deferring(request: web.Request) -> None:
+        calls.append("deferring")
+        if request.path == "/always" or not fetched.is_set():
+            raise Deferred(fetch(), ApiError(Code.KEYS_UNAVAILABLE, "still no keys", headers={"Retry-After": "7"}))
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application(middlewares=[json_errors(guards=(first, deferring))])
+    app.router.add_get("/once", ok)
+    app.router.add_get("/always", ok)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.make_url("/once")) as resp:
+                assert (resp.status, await resp.json()) == (200, {"ok": True})
+            assert calls == ["first", "deferring", "deferring"]  # the earlier guard is not run twice
+            async with http.get(server.make_url("/always")) as resp:
+                body = error_of(await resp.json())
+                assert (resp.status, body["code"], resp.headers["Retry-After"]) == (503, "keys_unavailable", "7")
+    finally:
+        await server.close()
