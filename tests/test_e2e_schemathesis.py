@@ -50,7 +50,7 @@ from .conftest import start_gateway
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = 60  # per operation
+EXAMPLES = 50  # per operation
 TABLES = """
 CREATE TYPE fuzz_mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TABLE kinds (
