@@ -38,7 +38,7 @@ from .openapi_paths import (
     STATUS_TEXT,
     STREAMING_TAG,
     TOKEN_PARAM,
-    component_name,
+    component_names,
     events_path,
     filtered_events_path,
     query,
@@ -51,7 +51,7 @@ MEDIA_TYPE = "application/openapi+json"
 FILTERED_STREAMS = "/events/{table}"
 
 
-def _components(tables: Iterable[Table], auth: bool) -> dict[str, Any]:
+def _components(tables: Iterable[Table], names: dict[str, str], auth: bool) -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": {
             "type": "object",
@@ -66,7 +66,7 @@ def _components(tables: Iterable[Table], auth: bool) -> dict[str, Any]:
         }
     }
     for table in tables:
-        name = component_name(table.name)
+        name = names[table.name]
         schemas[name] = row_schema(table)
         schemas[f"{name}.insert"] = insert_schema(table)
         schemas[f"{name}.update"] = update_schema(table)
@@ -143,6 +143,7 @@ def document(
     /events; ``filtered_streams``: the gateway serves ``/events/<table>?<filter>`` too."""
     from . import __version__  # the package's __init__ imports this module (through app)
 
+    names = component_names(tables)
     paths: dict[str, Any] = {
         "/": {
             "get": {
@@ -160,13 +161,14 @@ def document(
         }
     }
     for table in sorted(tables.values(), key=lambda t: t.name):
-        paths.update(table_paths(table))
+        paths.update(table_paths(table, names[table.name]))
     for name in sorted(functions):
         paths.update(rpc_path(name, functions[name]))
     paths.update(events_path())
     if filtered_streams:
         for table in sorted(tables.values(), key=lambda t: t.name):
-            paths.update(filtered_events_path(table))
+            paths.update(filtered_events_path(table, names[table.name]))
+    _unique_operation_ids(paths)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -182,11 +184,28 @@ def document(
             {"name": STREAMING_TAG, "description": "Streams that do not end on their own (x-streaming: true)"},
         ],
         "paths": paths,
-        "components": _components(tables.values(), auth),
+        "components": _components(tables.values(), names, auth),
     }
     if auth:
         doc["security"] = [{"bearer": []}, {"token_query": []}, {"token_cookie": []}]
     return doc
+
+
+def _unique_operation_ids(paths: dict[str, Any]) -> None:
+    """OpenAPI wants each operationId once: a second ``read_x_by_key`` (a table named
+    ``x_by_key`` next to ``x``) becomes ``read_x_by_key_2``."""
+    seen: set[str] = set()
+    for item in paths.values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "operationId" not in operation:
+                continue
+            base = key = operation["operationId"]
+            n = 1
+            while key in seen:
+                n += 1
+                key = f"{base}_{n}"
+            seen.add(key)
+            operation["operationId"] = key
 
 
 class Served:

@@ -69,6 +69,23 @@ def component_name(name: str) -> str:
     return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name) or "_"
 
 
+def component_names(names: Iterable[str]) -> dict[str, str]:
+    """Each table's component key, unique with the keys made from it (``<key>.insert``,
+    ``<key>.update``) and ``Error``: a name that reads as another's (``a b`` and ``a_b``,
+    ``todos.insert`` and the insert body of ``todos``) gets ``_2`` after it, and so on."""
+    keys: dict[str, str] = {}
+    taken = {"Error"}
+    for name in sorted(names):
+        base = component_name(name)
+        key, n = base, 1
+        while {key, f"{key}.insert", f"{key}.update"} & taken:
+            n += 1
+            key = f"{base}_{n}"
+        taken |= {key, f"{key}.insert", f"{key}.update"}
+        keys[name] = key
+    return keys
+
+
 def _ref(name: str) -> JsonSchema:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -133,8 +150,8 @@ APPLIED = {"$ref": "#/components/headers/Preference-Applied"}
 _DONE = {"description": "Done, no body (PostgREST's default)", "headers": {"Preference-Applied": APPLIED}}
 
 
-def table_paths(table: Table) -> dict[str, Any]:
-    name = component_name(table.name)
+def table_paths(table: Table, name: str) -> dict[str, Any]:
+    """``/<table>`` and ``/<table>/{pk}``; ``name``: the table's component key (:func:`component_names`)."""
     tags = ["tables"]
     filters = _filters(table)
     inserted = {
@@ -240,14 +257,14 @@ def table_paths(table: Table) -> dict[str, Any]:
         paths["/" + quote(table.name, safe="") + "/{pk}"] = {
             "parameters": [pk],
             "get": {
-                "operationId": f"read_one_{name}",
+                "operationId": f"read_{name}_by_key",
                 "summary": f"One row of {table.name} by its key",
                 "tags": tags,
                 "parameters": [_param_ref("select")],
                 "responses": {"200": one, **_errors(_READ_ERRORS)},
             },
             "patch": {
-                "operationId": f"update_one_{name}",
+                "operationId": f"update_{name}_by_key",
                 "summary": f"Change one row of {table.name} by its key",
                 "tags": tags,
                 "parameters": [_param_ref("select"), _param_ref("columns"), _prefer("return", "handling", "tx")],
@@ -262,7 +279,7 @@ def table_paths(table: Table) -> dict[str, Any]:
                 },
             },
             "delete": {
-                "operationId": f"delete_one_{name}",
+                "operationId": f"delete_{name}_by_key",
                 "summary": f"Delete one row of {table.name} by its key",
                 "tags": tags,
                 "parameters": [_param_ref("select"), _prefer("return", "handling", "tx")],
@@ -440,14 +457,14 @@ def events_path() -> dict[str, Any]:
     }
 
 
-def filtered_events_path(table: Table) -> dict[str, Any]:
+def filtered_events_path(table: Table, name: str) -> dict[str, Any]:
     """``/events/<table>?<filter>``: the live GET of the rows that match (where the gateway serves it)."""
     filters = [p for p in _filters(table) if p.get("name") != "on"]  # on= is the stream's own parameter
     return {
         "/events/" + quote(table.name, safe=""): {
             "servers": [{"url": "/"}],
             "get": {
-                "operationId": f"events_{component_name(table.name)}",
+                "operationId": f"events_{name}",
                 "summary": f"Server-Sent Events: the changes of the rows of {table.name} that match the filters",
                 "description": "A stream that does not end on its own. The event type is the change to the "
                 "filtered view: an update that moves a row out arrives as delete, one that moves a row in as "

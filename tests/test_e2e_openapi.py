@@ -10,9 +10,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from gateway import openapi
-from gateway.catalog import Column
+from gateway.catalog import Column, Identifier, Table
 from gateway.column_schema import column_schema
-from gateway.openapi_paths import FILTER_PATTERN, component_name
+from gateway.openapi_paths import FILTER_PATTERN, component_name, component_names
 from gateway.state import FUNCTIONS, TABLES
 
 from .conftest import RunningGateway, run_sql, start_gateway
@@ -302,3 +302,24 @@ async def test_filtered_streams_are_described_where_the_gateway_serves_them(gw: 
     names = {p.get("name") or p["$ref"].rsplit("/", 1)[1] for p in stream["parameters"]}
     assert {"id", "name", "or", "and", "select", "on", "lastEventId", "Last-Event-ID", "access_token"} <= names
     assert document["paths"]["/events/kinds"]["servers"] == [{"url": "/"}]
+
+
+def _table(name: str) -> Table:
+    key = Column("id", "integer", "int4", False, False, False, False, ",", False, True, True, False, base_type="int4")
+    return Table(name, Identifier(name), {"id": key}, ("id",))
+
+
+def test_names_that_read_alike_get_keys_and_operation_ids_of_their_own() -> None:
+    assert component_names(["a b", "a_b", "todos", "todos.insert", "Error"]) == {
+        "Error": "Error_2",
+        "a b": "a_b",
+        "a_b": "a_b_2",
+        "todos": "todos",
+        "todos.insert": "todos.insert_2",
+    }
+    tables = {name: _table(name) for name in ("x", "x_by_key", "a b", "a_b")}
+    document = openapi.document(tables, {}, filtered_streams=True)
+    validate(document)
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values() if isinstance(op, dict)]
+    assert len(ids) == len(set(ids)) and "read_x_by_key_2" in ids
+    assert {"a_b", "a_b_2", "x", "x_by_key"} <= set(document["components"]["schemas"])
