@@ -6,9 +6,11 @@ Postgres writes for its base type (through domains): an integer type an integer 
 its range, numeric and the float types a number (or one of the strings ``NaN``,
 ``Infinity``, ``-Infinity``, which Postgres writes as strings), boolean a boolean, json
 and jsonb any JSON value, an array an array of its element type (elements may be
-NULL), an enum one of its labels, a row type an object, anything else a string (with
-a format a validator checks only where Postgres' text always has it: uuid, date,
-timestamptz). A column that may be NULL takes null too.
+NULL), an enum one of its labels, a row type an object, anything else a string. The
+formats named are uuid, date and date-time (timestamptz): what Postgres writes for
+them, except ``infinity``, ``-infinity`` and dates BC or past year 9999, which no
+format covers (a validator checks formats only when asked to). A column that may be
+NULL takes null too.
 """
 
 from __future__ import annotations
