@@ -156,7 +156,7 @@ def table_paths(table: Table, name: str) -> dict[str, Any]:
     filters = _filters(table)
     inserted = {
         "Location": {
-            "description": "The row's URL (one row inserted, unless return=minimal)",
+            "description": "The row's URL (one row inserted, Prefer: return=headers-only)",
             "schema": {"type": "string"},
         },
         "Content-Range": {"$ref": "#/components/headers/Content-Range"},
@@ -187,7 +187,7 @@ def table_paths(table: Table, name: str) -> dict[str, Any]:
             "tags": tags,
             "parameters": [
                 *(_param_ref(p) for p in ("select", "columns", "on_conflict")),
-                _prefer("return", "resolution", "missing", "handling", "tx"),
+                _prefer("return", "count", "resolution", "missing", "handling", "tx"),
             ],
             "requestBody": {
                 "required": True,

@@ -186,7 +186,7 @@ async def test_filters_select_order_range_and_prefer(gw: RunningGateway) -> None
     }
     post = document["paths"]["/kinds"]["post"]
     prefer = next(p for p in post["parameters"] if p.get("name") == "Prefer")
-    for kind in ("return=", "resolution=", "missing="):
+    for kind in ("return=", "count=", "resolution=", "missing="):
         assert kind in prefer["schema"]["pattern"]
     assert {p["$ref"].rsplit("/", 1)[1] for p in post["parameters"] if "$ref" in p} == {
         "select",
