@@ -29,6 +29,7 @@ from .hub import Hub
 from .limits import StreamLimits
 from .listener import Listener
 from .metrics import Metrics, observe_response, start_timer
+from .openapi import routes as add_openapi_routes
 from .reload import Reloader, install, load_catalog
 from .retention import prune_forever
 from .sse import HEARTBEAT
@@ -173,6 +174,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     stream.add_routes(app)
     rpc.add_routes(app)  # before rest's: /api/rpc/<function> is not /api/<table>/<pk>
     rest.add_routes(app)
+    add_openapi_routes(app)  # GET /api/ and /api: the OpenAPI document
     health.add_routes(app)
     metrics.add_routes(app)
     if settings.demo and "todos" in settings.expose:

@@ -43,7 +43,7 @@ TOKEN_PARAM = "access_token"
 
 # How each kind of result becomes one JSON text (pgrst_t: the call's alias).
 _ANSWER = {
-    Returns.SCALAR: "SELECT to_json({call})::text",
+    Returns.SCALAR: "SELECT coalesce(to_json({call}), 'null')::text",  # a NULL result is null, not no body
     Returns.VOID: "SELECT {call}::text",
     Returns.SCALARS: "SELECT coalesce(json_agg(pgrst_t.v), '[]')::text FROM {call} AS pgrst_t(v)",
     Returns.ROW: "SELECT coalesce(json_agg(pgrst_t.*) -> 0, 'null')::text FROM {call} AS pgrst_t",
