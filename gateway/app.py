@@ -29,6 +29,7 @@ from .hub import Hub
 from .limits import StreamLimits
 from .listener import Listener
 from .metrics import Metrics, observe_response, start_timer
+from .openapi import routes as add_openapi_routes
 from .reload import Reloader, install, load_catalog
 from .retention import prune_forever
 from .sse import HEARTBEAT
@@ -174,6 +175,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     publish.add_routes(app)  # POST /events/publish: a plain path, before any /events/<table>
     rpc.add_routes(app)  # before rest's: /api/rpc/<function> is not /api/<table>/<pk>
     rest.add_routes(app)
+    add_openapi_routes(app)  # GET /api/ and /api: the OpenAPI document
     health.add_routes(app)
     metrics.add_routes(app)
     inspector.add_routes(app)  # only when GATEWAY_INSPECTOR (or demo mode) turns it on

@@ -50,6 +50,8 @@ from .state import AUTHENTICATOR, GRANT
 
 TOKEN_NAME = "access_token"
 _PROTECTED_PREFIXES = ("/events", "/api/", "/api", "/inspect")
+# The OpenAPI document (gateway.openapi) needs no token, like PostgREST's root.
+_OPEN_PATHS = frozenset({"/api", "/api/"})
 # The last second of the year 9999: a later (or astronomically large) exp is treated
 # as this, so a timer can be set for it and a float can hold it.
 LATEST_EXPIRY = 253402300799
@@ -315,7 +317,7 @@ def _unauthorized(message: str, code: Code = Code.UNAUTHORIZED, hint: str | None
 
 def authenticate(request: web.Request) -> None:
     """Guard: attach the request's Grant (or refuse it) before /events and /api handlers run."""
-    if request.method != "OPTIONS" and request.path.startswith(_PROTECTED_PREFIXES):
+    if request.method != "OPTIONS" and request.path.startswith(_PROTECTED_PREFIXES) and request.path not in _OPEN_PATHS:
         grant = request.app[AUTHENTICATOR].grant(request)
         if grant is not EVERYTHING:  # grant_of's default: no request state dict (it lives as long as a stream)
             request[GRANT] = grant

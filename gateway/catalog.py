@@ -8,7 +8,7 @@ literals, so the column's own type applies as in plain SQL (see ``literals``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg2 import sql
@@ -46,11 +46,35 @@ SELECT a.attname,
  ORDER BY a.attnum
 """
 
+# What the OpenAPI document says of a column (gateway.column_schema) beyond what the
+# handlers read: an enum's labels, an array's element base type and that type's enum
+# labels, the DEFAULT expression, varchar(n)'s n, the comment. A statement of its own,
+# so that _COLUMNS stays what the handlers read.
+_DESCRIBED = f"""
+SELECT a.attname,
+       (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = b.oid),
+       coalesce(e.typname, ''),
+       (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = e.oid),
+       pg_get_expr(ad.adbin, ad.adrelid),
+       CASE WHEN t.typname IN ('varchar', 'bpchar') AND a.atttypmod > 4 THEN a.atttypmod - 4 END,
+       col_description(a.attrelid, a.attnum)
+  FROM pg_attribute a
+  JOIN pg_type t ON t.oid = a.atttypid
+  CROSS JOIN LATERAL ({_BASE_TYPE.format("t")}) AS bt
+  JOIN pg_type b ON b.oid = bt.oid
+  LEFT JOIN pg_type el ON el.oid = b.typelem AND b.typcategory = 'A'
+  LEFT JOIN LATERAL ({_BASE_TYPE.format("el")}) AS et ON true
+  LEFT JOIN pg_type e ON e.oid = et.oid
+  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+ WHERE a.attrelid = %(table)s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
 # Its names, its topic and its key, as the capture trigger has them: triggers.sql
 # defines the topic and the key once (gateway.table_topic, gateway.primary_key), for
 # the journal and for the URLs and /api/<table>/<pk> alike.
 _NAMES = """
-SELECT n.nspname, c.relname, gateway.table_topic(c.oid), gateway.primary_key(c.oid)
+SELECT n.nspname, c.relname, gateway.table_topic(c.oid), gateway.primary_key(c.oid),
+       obj_description(c.oid, 'pg_class')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = %(table)s::regclass
 """
@@ -82,16 +106,24 @@ def placeholder_safe(text: str) -> str:
 class Column:
     name: str
     type_sql: str  # as format_type prints it, modifier included: for messages
-    type_name: str  # pg_type.typname; not read yet: kept for the OpenAPI document (PostgREST issue)
+    type_name: str  # pg_type.typname: a domain's own name, an array's "_int4"
     is_json: bool  # json or jsonb, or a domain over one
     keeps_text: bool  # json, or a domain over it: stores the member's text as sent (see gateway.members)
     is_array: bool
     json_elements: bool  # an array of json or jsonb (or of domains over one)
     delimiter: str  # between the elements of an array literal
     is_composite: bool  # a row type, or a domain over one (a domain has its base's category)
-    not_null: bool  # not read yet: kept for the OpenAPI document (PostgREST issue)
-    has_default: bool  # not read yet: kept for the OpenAPI document (PostgREST issue)
+    not_null: bool  # NOT NULL (the OpenAPI document: required unless it has a default)
+    has_default: bool  # a DEFAULT or an identity: an insert may leave it out
     generated: bool  # GENERATED ALWAYS: the database sets it, a client may not
+    base_type: str = ""  # pg_type.typname of the base type (a domain's): int4, numeric, text, an enum's name
+    enum_labels: tuple[str, ...] | None = None  # an enum's labels in sort order; None for other types
+    # For the OpenAPI document (gateway.column_schema); the defaults say nothing more.
+    element_type: str = ""  # an array's element base type's typname ("text" for text[]); "" for others
+    element_labels: tuple[str, ...] | None = None  # an array of enums: the enum's labels; else None
+    default: str | None = None  # the DEFAULT expression as Postgres prints it
+    max_length: int | None = None  # varchar(n) and char(n): n
+    comment: str | None = None  # COMMENT ON COLUMN
 
 
 @dataclass(frozen=True)
@@ -102,6 +134,7 @@ class Table:
     ident: sql.Composable
     columns: dict[str, Column]
     primary_key: tuple[str, ...]
+    comment: str | None = None  # COMMENT ON TABLE, for the OpenAPI document
 
     @property
     def key(self) -> Column | None:
@@ -115,7 +148,7 @@ async def load_table(cur: Any, name: str) -> Table:
     """Read one table's columns and primary key (``cur``: an aiopg cursor). ``name`` must
     exist, and the gateway's schema must be applied (it asks triggers.sql's functions)."""
     await cur.execute(_NAMES, {"table": name})
-    schema, relname, topic, primary_key = await cur.fetchone()
+    schema, relname, topic, primary_key, comment = await cur.fetchone()
     await cur.execute(_COLUMNS, {"table": name})
     columns = {}
     for row in await cur.fetchall():
@@ -133,10 +166,29 @@ async def load_table(cur: Any, name: str) -> Table:
             not_null=not_null,
             has_default=has_default,
             generated=generated,
+            base_type=base,
         )
     return Table(
         name=topic,
         ident=Identifier(schema, relname),
-        columns=columns,
+        columns=await _described(cur, name, columns),
         primary_key=tuple(primary_key or ()),
+        comment=comment,
     )
+
+
+async def _described(cur: Any, name: str, columns: dict[str, Column]) -> dict[str, Column]:
+    """``columns`` with what only the OpenAPI document reads (_DESCRIBED) filled in."""
+    await cur.execute(_DESCRIBED, {"table": name})
+    described = dict(columns)
+    for attname, labels, element_type, element_labels, default, max_length, comment in await cur.fetchall():
+        described[attname] = replace(
+            columns[attname],
+            enum_labels=tuple(labels) if labels is not None else None,
+            element_type=element_type,
+            element_labels=tuple(element_labels) if element_labels is not None else None,
+            default=default,
+            max_length=max_length,
+            comment=comment,
+        )
+    return described

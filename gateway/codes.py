@@ -55,6 +55,11 @@ class Code(Enum):
         "the query string is not PostgREST's grammar (a bare `col=value`, a bad operator, select or order)",
     )
     BAD_PARAMETER = ("PGRST100", 400, "`limit`, `offset` or `order` is not of its form")
+    INVALID_PREFERENCES = (
+        "PGRST122",
+        400,
+        "`Prefer: handling=strict` and another preference the gateway does not know",
+    )
     UNKNOWN_COLUMN = (
         "PGRST204",
         400,

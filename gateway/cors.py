@@ -15,7 +15,13 @@ from .errors import error_response
 from .state import CORS
 
 _PATHS = ("/events", "/api")
-_ALLOW_HEADERS = "Authorization, Content-Type, Last-Event-ID, Cache-Control"
+# PostgREST clients in a browser send Prefer, Range and Accept (postgrest-js also its
+# x-client-info, supabase-js an apikey), and read Content-Range and Preference-Applied.
+_ALLOW_HEADERS = (
+    "Authorization, Content-Type, Last-Event-ID, Cache-Control, Accept, Prefer, Range, Range-Unit, "
+    "Accept-Profile, Content-Profile, apikey, x-client-info"
+)
+_EXPOSE_HEADERS = "Location, Content-Range, Range-Unit, Preference-Applied"
 _ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 
 
@@ -42,7 +48,7 @@ class CorsPolicy:
         headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
         if origin != "*":
             headers["Access-Control-Allow-Credentials"] = "true"
-        headers["Access-Control-Expose-Headers"] = "Location"
+        headers["Access-Control-Expose-Headers"] = _EXPOSE_HEADERS
         return headers
 
 

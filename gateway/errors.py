@@ -121,6 +121,7 @@ _SQLSTATES = {
     # statements themselves are built from the catalog, and tested).
     "42601": Code.BAD_VALUE,
     "42P10": Code.INVALID_CONFLICT_TARGET,
+    "42704": Code.BAD_VALUE,  # undefined object: a select= cast to a type that does not exist
     "428C9": Code.READ_ONLY_COLUMN,
     "53400": None,  # configuration limit exceeded: PostgREST's 500, a server fault
     "57P01": Code.DATABASE_UNAVAILABLE,  # admin shutdown

@@ -46,8 +46,11 @@ class Function:
     volatile: bool  # neither STABLE nor IMMUTABLE: only POST may call it
     returns: Returns
     # The columns of each row it returns (Returns.ROW and ROWS), for the OpenAPI
-    # document and for filters, select and order on its result: not read yet.
+    # document and for filters, select and order on its result.
     result: dict[str, Column]
+    # The type of the value it returns (Returns.SCALAR) or of each one (SCALARS), for
+    # the OpenAPI document; None for the other kinds.
+    value: Column | None = None
 
     @property
     def required(self) -> frozenset[str]:
@@ -88,7 +91,9 @@ SELECT p.oid, n.nspname, p.proname, p.provolatile, p.proretset, rt.typname, rt.t
 # {source}, a query of (name, type oid, ord, mode) rows.
 _FIELDS = f"""
 SELECT coalesce(f.name, ''), f.mode, format_type(f.type, NULL), t.typname, b.typname, b.typcategory,
-       e.typname, coalesce(el.typdelim, ',')
+       e.typname, coalesce(el.typdelim, ','),
+       (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = b.oid),
+       (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = e.oid)
   FROM ({{source}}) AS f(name, type, ord, mode)
   JOIN pg_type t ON t.oid = f.type
  CROSS JOIN LATERAL ({BASE_TYPE.format("t")}) AS bt
@@ -116,11 +121,28 @@ SELECT a.attname::text, a.atttypid, a.attnum, 'o'
   FROM pg_proc p JOIN pg_type rt ON rt.oid = p.prorettype JOIN pg_attribute a ON a.attrelid = rt.typrelid
  WHERE p.oid = %(oid)s AND a.attnum > 0 AND NOT a.attisdropped"""
 )
+# The type of what a scalar function returns (of each value, for SETOF a scalar).
+_VALUE_TYPE = _FIELDS.format(
+    source="""
+SELECT NULL::text, p.prorettype, 1, 'o'
+  FROM pg_proc p
+ WHERE p.oid = %(oid)s"""
+)
 _INPUT = ("i", "b", "v")
 _OUTPUT = ("o", "b", "t")
 
 
-def _field(name: str, type_sql: str, typname: str, base: str, category: str, element: str, delimiter: str) -> Column:
+def _field(
+    name: str,
+    type_sql: str,
+    typname: str,
+    base: str,
+    category: str,
+    element: str | None,
+    delimiter: str,
+    labels: list[str] | None,
+    element_labels: list[str] | None,
+) -> Column:
     return Column(
         name=name,
         type_sql=type_sql,
@@ -134,6 +156,10 @@ def _field(name: str, type_sql: str, typname: str, base: str, category: str, ele
         not_null=False,
         has_default=False,
         generated=False,
+        base_type=base,
+        enum_labels=tuple(labels) if labels is not None else None,
+        element_type=element or "",
+        element_labels=tuple(element_labels) if element_labels is not None else None,
     )
 
 
@@ -161,6 +187,11 @@ async def load_function(cur: Any, name: str) -> tuple[Function, ...]:
             result = [column for mode, column in fields if mode in _OUTPUT]
         else:
             result = []
+        value = None
+        if returns in (Returns.SCALAR, Returns.SCALARS):
+            await cur.execute(_VALUE_TYPE, {"oid": oid})
+            field, _mode, *rest = await cur.fetchone()
+            value = _field(field, *rest)
         overloads.append(
             Function(
                 ident=Identifier(nspname, proname),
@@ -171,6 +202,7 @@ async def load_function(cur: Any, name: str) -> tuple[Function, ...]:
                 volatile=volatility == "v",
                 returns=returns,
                 result={column.name: column for column in result},
+                value=value,
             )
         )
     if not overloads:

@@ -259,6 +259,13 @@ class Listener:
 
     async def _follow(self, cur: Any, notifies: Notifications) -> None:
         """Drive the wake protocol (gateway.wake): do each action it asks for, say how it ended."""
+        waiter = NotificationWaiter(notifies)
+        try:
+            await self._drive(cur, waiter)
+        finally:
+            waiter.close()
+
+    async def _drive(self, cur: Any, waiter: NotificationWaiter) -> None:
         wake = self._wake
         action = wake.connected()  # a new session holds no lock: it polls
         while not self._stopping:
@@ -266,12 +273,10 @@ class Listener:
                 self._reported_mode = wake.mode
                 self._counters.listener_mode(wake.mode)
             if action is Action.WAIT:
-                first = await _wait(notifies, wake.wait_time)
+                first = await waiter.next(wake.wait_time)
                 if first is not None:
-                    reload = _channel(first) == RELOAD_CHANNEL
-                    while not notifies.empty():  # one read answers them all
-                        reload = _channel(notifies.get_nowait()) == RELOAD_CHANNEL or reload
-                    if reload:
+                    rest = waiter.drain()  # one read answers them all
+                    if any(_channel(n) == RELOAD_CHANNEL for n in (first, *rest)):
                         self._reload()
                 action = wake.handle(Event.QUIET if first is None else Event.NOTIFIED)
             elif action is Action.CHECK_BACKEND:
@@ -351,15 +356,47 @@ class Listener:
         return delivered
 
 
-async def _wait(notifies: Notifications, seconds: float) -> Any | None:
-    """Wait up to ``seconds`` for a notification; the first one, or None if none came."""
-    if not notifies.empty():
-        return notifies.get_nowait()
-    try:
-        async with asyncio.timeout(seconds):
-            return await notifies.get()
-    except TimeoutError:
-        return None
+class NotificationWaiter:
+    """Waits for the LISTEN connection's next notification, and never loses one.
+
+    aiopg's queue hands an item to a task of its own; a wait cancelled (by a timeout)
+    in the loop iteration where that task took the item loses it: at 1 ms timeouts a
+    quarter of the notifications were lost, a NOTIFY gateway_reload among them. So a
+    timeout never cancels the get: it stays pending into the next wait, and only
+    :meth:`close` (the session's end) cancels it.
+    """
+
+    def __init__(self, notifies: Notifications) -> None:
+        self._notifies = notifies
+        self._get: asyncio.Future[Any] | None = None
+
+    async def next(self, seconds: float) -> Any | None:
+        """The next notification within ``seconds``, or None; raises as the queue does once closed."""
+        if self._get is None:
+            if not self._notifies.empty():
+                return self._notifies.get_nowait()
+            self._get = asyncio.ensure_future(self._notifies.get())
+        done, _ = await asyncio.wait((self._get,), timeout=seconds)
+        if not done:
+            return None
+        get, self._get = self._get, None
+        return get.result()
+
+    def drain(self) -> list[Any]:
+        """Every notification already queued (after :meth:`next` returned one: no get is pending)."""
+        found = []
+        while self._get is None and not self._notifies.empty():
+            found.append(self._notifies.get_nowait())
+        return found
+
+    def close(self) -> None:
+        get, self._get = self._get, None
+        if get is None:
+            return
+        if not get.done():
+            get.cancel()
+        elif not get.cancelled():
+            get.exception()  # a closed queue's error, seen: the session ends anyway
 
 
 def _channel(notification: Any) -> str:

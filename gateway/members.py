@@ -59,6 +59,29 @@ def member_texts(text: str) -> dict[str, str]:
         pos = _skip(text, pos + 1)
 
 
+def element_member_texts(text: str) -> list[dict[str, str]]:
+    """:func:`member_texts` of each object of a JSON array, in order.
+
+    ``text`` must already have parsed as a JSON array of objects; anything else raises ValueError.
+    """
+    elements: list[dict[str, str]] = []
+    pos = _skip(text, 0)
+    if text[pos : pos + 1] != "[":
+        raise ValueError("not a JSON array")
+    pos = _skip(text, pos + 1)
+    if text[pos : pos + 1] == "]":
+        return elements
+    while True:
+        _, end = _DECODER.raw_decode(text, pos)
+        elements.append(member_texts(text[pos:end]))
+        pos = _skip(text, end)
+        if text[pos : pos + 1] == "]":
+            return elements
+        if text[pos : pos + 1] != ",":
+            raise ValueError(f"expected ',' or ']' at {pos}")
+        pos = _skip(text, pos + 1)
+
+
 def _skip(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in _SPACE:
         pos += 1

@@ -39,10 +39,10 @@ from aiohttp import web
 
 from . import exactjson
 from .auth import grant_of
+from .body import read_body, require_json
 from .codes import Code
 from .errors import ApiError
 from .members import decode_body, member_texts
-from .rest import _read_body, _require_json
 from .state import POOL, SETTINGS, TABLES
 from .stream import is_topic
 
@@ -56,8 +56,8 @@ _KEYS = frozenset({"topic", "data"})
 
 async def publish(request: web.Request) -> web.Response:
     """Publish one event; answer 201 with its id once its journal row is committed."""
-    _require_json(request)
-    raw = await _read_body(request)
+    require_json(request)
+    raw = await read_body(request)
     topic, payload = _parse(raw)
     check_topic(request, topic)
     grant_of(request).require_publish(topic)

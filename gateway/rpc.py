@@ -29,6 +29,7 @@ from psycopg2 import sql
 
 from . import exactjson
 from .auth import grant_of
+from .body import read_body, require_json
 from .catalog import Column, Identifier, placeholder_safe
 from .codes import Code
 from .errors import ApiError
@@ -36,14 +37,13 @@ from .functions import Function, Returns
 from .literals import array_literal, to_param
 from .members import decode_body, member_texts
 from .request_role import role_cursor
-from .rest import _read_body, _require_json
 from .state import FUNCTIONS, POOL
 
 TOKEN_PARAM = "access_token"
 
 # How each kind of result becomes one JSON text (pgrst_t: the call's alias).
 _ANSWER = {
-    Returns.SCALAR: "SELECT to_json({call})::text",
+    Returns.SCALAR: "SELECT coalesce(to_json({call}), 'null')::text",  # a NULL result is null, not no body
     Returns.VOID: "SELECT {call}::text",
     Returns.SCALARS: "SELECT coalesce(json_agg(pgrst_t.v), '[]')::text FROM {call} AS pgrst_t(v)",
     Returns.ROW: "SELECT coalesce(json_agg(pgrst_t.*) -> 0, 'null')::text FROM {call} AS pgrst_t",
@@ -121,8 +121,8 @@ def _call(
 async def _post_call(
     request: web.Request, name: str, overloads: tuple[Function, ...]
 ) -> tuple[Function, list[tuple[Column, Any]], bool]:
-    _require_json(request)
-    raw = await _read_body(request)
+    require_json(request)
+    raw = await read_body(request)
     try:
         body = exactjson.loads(raw or b"{}")
     except exactjson.JSONError as exc:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .limits import StreamLimits
     from .listener import Listener
     from .metrics import Metrics
+    from .openapi import Served
     from .reload import CatalogListener, Reloader
 
 # The application's.
@@ -41,6 +42,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 # Called with the app after each catalog load (start-up and every reload): gateway.reload.
 CATALOG_LISTENERS: web.AppKey[list[CatalogListener]] = web.AppKey("catalog_listeners", list)
+# The OpenAPI document as served at GET /api/, rebuilt by a catalog listener: gateway.openapi.
+OPENAPI: web.AppKey[Served] = web.AppKey("openapi")
 
 # A request's (set only when needed: the first key stored creates a dict that lives as
 # long as the request, and a stream's request lives for hours).

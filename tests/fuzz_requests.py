@@ -249,17 +249,22 @@ def creates(draw: st.DrawFn) -> Request:
     return Request("POST", "/api/fuzz", "create", draw(write_bodies(True)), draw(content_types))
 
 
+def _addressed(draw: st.DrawFn, url_key: str) -> str:
+    """The row's URL: /api/fuzz/<key>, or the filtered form /api/fuzz?id=eq.<key> (which may match no row)."""
+    return f"/api/fuzz?id=eq.{url_key}" if draw(st.booleans()) else f"/api/fuzz/{url_key}"
+
+
 @st.composite
 def updates(draw: st.DrawFn) -> Request:
     url_key, key = draw(keys())
     body, content_type = draw(write_bodies(False)), draw(content_types)
-    return Request("PATCH", f"/api/fuzz/{url_key}", "update", body, content_type, key)
+    return Request("PATCH", _addressed(draw, url_key), "update", body, content_type, key)
 
 
 @st.composite
 def deletes(draw: st.DrawFn) -> Request:
     url_key, key = draw(keys())
-    return Request("DELETE", f"/api/fuzz/{url_key}", "delete", key=key)
+    return Request("DELETE", _addressed(draw, url_key), "delete", key=key)
 
 
 @st.composite
@@ -270,9 +275,14 @@ def gets(draw: st.DrawFn) -> Request:
 
 LIMITS = ["0", "1", "5", "-1", "abc", "1e3", "999999999999999999999", "", " 2", "1000", "1001", "2.5"]
 ORDERS = ["id", "-id", "label.desc", "qty.asc", "id.asc.desc", "nope", "", ",", "id,-label", "+id", "id.", ".desc"]
-ORDERS += ["-", "doc", "raw", "tags.desc", "flag,at"]
+ORDERS += ["-", "doc", "raw", "tags.desc", "flag,at", "id.desc.nullslast", "label.nullsfirst,id", "doc->a.desc"]
+ORDERS += ["doc->>a", '"label"', "label.asc.nullslast.x"]
 FILTER_VALUES = ["eq.1", "in.(1,2)", "is.null", "gt.3", "1", "true", "{a}", '{"a":1}', "1e400", "NaN", "2024-01-01"]
+FILTER_VALUES += ["not.eq.1", "like.*a*", "ilike.A%", "match.^a", "imatch.A", 'in.("a,b",c)', "in.()", "is.true"]
+FILTER_VALUES += ["isdistinct.1", "cs.{a}", "cd.{a,b}", "ov.{a}", "fts.word", "plfts(english).a b", "neq.", "eqq.1"]
+FILTER_VALUES += ["eq(any).{1,2}", "(id.eq.1,label.is.null)", "not.is.not_null", "lt.2024-01-01", "eq.1e400"]
 OTHER_PARAMS = ["select", "or", "and", "not", "nope", "", "access_token", "lastEventId", "topic", "ID", "limit "]
+OTHER_PARAMS += ["not.or", "doc->a", "doc->>a", "columns", "on_conflict"]
 RAW_QUERY_PARTS = ["&", "=", "==", "a=b=c", "%", "%zz", "%ff", "%ed%a0%80", "id", "id=", "limit", "limit="]
 RAW_QUERY_PARTS += ["%00=1", "+", "id=%2B1", "label=%00", "label=é", "é=1"]  # é: a raw non-ASCII byte
 filter_values = st.one_of(st.sampled_from(FILTER_VALUES), raw_strings, number_literals)

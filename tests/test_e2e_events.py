@@ -28,10 +28,14 @@ async def post(gw: RunningGateway, path: str, body: object) -> aiohttp.ClientRes
 
 async def test_http_insert_update_delete_arrive_as_events(gateway: RunningGateway) -> None:
     client = await gateway.subscribe("todos")
-    created = await (await post(gateway, "/api/todos", {"title": "milk"})).json()
+    rows = {"Prefer": "return=representation"}
+    (created,) = await (
+        await gateway.http.post(gateway.url + "/api/todos", json={"title": "milk"}, headers=rows)
+    ).json()
     pk = created["id"]
-    updated = await (await gateway.http.patch(f"{gateway.url}/api/todos/{pk}", json={"done": True})).json()
-    deleted = await (await gateway.http.delete(f"{gateway.url}/api/todos/{pk}")).json()
+    patch = await gateway.http.patch(f"{gateway.url}/api/todos?id=eq.{pk}", json={"done": True}, headers=rows)
+    (updated,) = await patch.json()
+    (deleted,) = await (await gateway.http.delete(f"{gateway.url}/api/todos?id=eq.{pk}", headers=rows)).json()
 
     insert, update, delete = await client.take(3)
     assert (insert.type, update.type, delete.type) == ("insert", "update", "delete")

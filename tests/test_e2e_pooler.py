@@ -102,8 +102,10 @@ async def test_http_pool_through_a_transaction_pooler_with_a_direct_listener(ser
             resumed = await gw.subscribe("todos", headers={"Last-Event-ID": events[0].id})
             assert [e.id for e in await resumed.take(2)] == [e.id for e in events[1:]]
             await resumed.close()
-            async with gw.http.patch(f"{gw.url}/api/todos/{event.json['row']['id']}", json={"done": True}) as resp:
-                assert resp.status == 200, await resp.text()
+            async with gw.http.patch(
+                f"{gw.url}/api/todos?id=eq.{event.json['row']['id']}", json={"done": True}
+            ) as resp:
+                assert resp.status == 204, await resp.text()
             (event,) = await client.take(1, timeout=1.0)
             assert event.json["op"] == "update"
             await gw.listener_asleep()

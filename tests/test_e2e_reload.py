@@ -17,8 +17,9 @@ from .waiting import until
 
 
 async def _post(gw: RunningGateway, body: dict[str, object]) -> tuple[int, object]:
-    async with gw.http.post(f"{gw.url}/api/todos", json=body) as resp:
-        return resp.status, await resp.json()
+    async with gw.http.post(f"{gw.url}/api/todos", json=body, headers={"Prefer": "return=representation"}) as resp:
+        answer = await resp.json()
+        return resp.status, answer[0] if resp.status == 201 else answer
 
 
 async def test_notify_gateway_reload_makes_a_new_column_usable(gateway: RunningGateway) -> None:
@@ -29,7 +30,7 @@ async def test_notify_gateway_reload_makes_a_new_column_usable(gateway: RunningG
     await until(lambda: "note" in gateway.app[TABLES]["todos"].columns, what="the catalog has todos.note")
     status, row = await _post(gateway, {"title": "after", "note": "kept"})
     assert status == 201 and isinstance(row, dict) and row["note"] == "kept", row
-    async with gateway.http.get(f"{gateway.url}/api/todos?note=kept") as resp:
+    async with gateway.http.get(f"{gateway.url}/api/todos?note=eq.kept") as resp:
         assert resp.status == 200
         assert [r["title"] for r in await resp.json()] == ["after"]
 

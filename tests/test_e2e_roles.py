@@ -8,6 +8,7 @@ roles the tokens name, as PostgREST's authenticator role is.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -98,17 +99,24 @@ def code_of(body: Any) -> str:
 
 
 async def call(gw: RunningGateway, method: str, path: str, headers: dict[str, str], **kw: Any) -> tuple[int, Any]:
+    """The status and the JSON body (None for none: a write answers without one unless asked)."""
     async with gw.http.request(method, gw.url + path, headers=headers, **kw) as resp:
-        return resp.status, await resp.json()
+        text = await resp.text()
+        return resp.status, json.loads(text) if text else None
+
+
+def rep(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` asking a write for its rows (PostgREST's default is no body)."""
+    return {**headers, "Prefer": "return=representation"}
 
 
 async def test_policies_show_each_token_only_its_rows(rls: tuple[RunningGateway, Roles]) -> None:
     gw, roles = rls
     alice, bob = token("alice", roles.app), token("bob", roles.app)
-    status, a1 = await call(gw, "POST", "/api/notes", alice, json={"body": "a1"})
+    status, (a1,) = await call(gw, "POST", "/api/notes", rep(alice), json={"body": "a1"})
     assert status == 201, a1
     assert (a1["owner"], a1["legacy_sub"], a1["db_role"]) == ("alice", "alice", roles.app)
-    status, b1 = await call(gw, "POST", "/api/notes", bob, json={"body": "b1"})
+    status, (b1,) = await call(gw, "POST", "/api/notes", rep(bob), json={"body": "b1"})
     assert status == 201, b1
     assert [r["body"] for r in (await call(gw, "GET", "/api/notes", alice))[1]] == ["a1"]
     assert [r["body"] for r in (await call(gw, "GET", "/api/notes", bob))[1]] == ["b1"]
@@ -155,7 +163,7 @@ async def test_without_a_role_claim_the_gateway_role_runs_and_the_next_request_i
 ) -> None:
     gw, roles = rls  # pool_size=1: every request reuses the one connection
     assert (await call(gw, "POST", "/api/notes", token("erin", roles.reader), json={"body": "no"}))[0] == 403
-    status, row = await call(gw, "POST", "/api/notes", token("erin"), json={"body": "as gateway"})
+    status, (row,) = await call(gw, "POST", "/api/notes", rep(token("erin")), json={"body": "as gateway"})
     assert status == 201, row
     assert (row["owner"], row["db_role"]) == ("erin", roles.gateway)  # claims set, the gateway's own role
     await call(gw, "POST", "/api/notes", token("frank", roles.app), json={"body": "frank's"})
@@ -210,3 +218,33 @@ async def test_a_prologue_sets_the_role_for_the_statement_after_it_and_no_longer
         assert isinstance(mapped, ApiError) and mapped.code is Code.INSUFFICIENT_PRIVILEGE
         await cur.execute("SELECT current_user::text")
         assert await cur.fetchone() == (roles.gateway,)
+
+
+async def test_writes_by_filter_change_only_the_rows_the_policy_shows(rls: tuple[RunningGateway, Roles]) -> None:
+    gw, roles = rls
+    alice, bob = token("alice", roles.app), token("bob", roles.app)
+    await call(gw, "POST", "/api/notes", alice, json=[{"body": "a1"}, {"body": "a2"}])
+    await call(gw, "POST", "/api/notes", bob, json={"body": "b1"})
+    status, rows = await call(gw, "PATCH", "/api/notes?body=like.*", rep(alice), json={"body": "edited"})
+    assert status == 200 and [r["owner"] for r in rows] == ["alice", "alice"], rows
+    assert (await call(gw, "DELETE", "/api/notes?id=gt.0", bob)) == (204, None)
+    rows = await run_sql(gw.dsn, "SELECT body, owner FROM notes ORDER BY id")
+    assert rows == [("edited", "alice"), ("edited", "alice")]
+
+
+async def test_a_role_that_may_insert_but_not_select_posts_with_the_default_minimal(
+    rls: tuple[RunningGateway, Roles], database: str
+) -> None:
+    """PostgREST's return=minimal sends no RETURNING, so INSERT alone is enough; asking for the row needs SELECT."""
+    gw, roles = rls
+    writer = f"w_{secrets.token_hex(3)}"
+    await run_sql(
+        database, f"CREATE ROLE {writer} NOLOGIN; GRANT {writer} TO {roles.gateway}; GRANT INSERT ON notes TO {writer}"
+    )
+    try:
+        assert await call(gw, "POST", "/api/notes", token("gil", writer), json={"body": "blind"}) == (201, None)
+        status, body = await call(gw, "POST", "/api/notes", rep(token("gil", writer)), json={"body": "seen"})
+        assert status == 403 and code_of(body) == "42501", body
+        assert await run_sql(gw.dsn, "SELECT body, owner FROM notes") == [("blind", "gil")]
+    finally:
+        await run_sql(database, f"REVOKE ALL ON notes FROM {writer}; DROP ROLE {writer}")

@@ -198,3 +198,10 @@ async def test_the_catalog_has_each_functions_arguments_and_result_columns(gw: R
     (echo,) = functions["echo"]
     assert echo.arguments[0].keeps_text and not functions["whole"][0].arguments[0].name
     assert len(functions["pick"]) == 2
+
+
+async def test_a_scalar_function_that_returns_null_answers_null(gw: RunningGateway) -> None:
+    # Found by the schemathesis run: the answer was a 200 with no body at all.
+    async with gw.http.post(f"{gw.url}/api/rpc/add", json={"a": None}) as resp:
+        assert resp.status == 200 and await resp.text() == "null"
+    assert await get(gw, "util.greet", "?name=") == (200, "hi ")

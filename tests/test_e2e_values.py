@@ -57,15 +57,19 @@ async def gw(database: str) -> AsyncIterator[RunningGateway]:
         yield running
 
 
+WITH_ROWS = {"Content-Type": "application/json", "Prefer": "return=representation"}
+
+
 async def _post(gw: RunningGateway, path: str, body: bytes) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    async with gw.http.post(gw.url + path, data=body, headers=headers) as resp:
-        return resp.status, await resp.json()
+    """The status and the row created (or the error)."""
+    async with gw.http.post(gw.url + path, data=body, headers=WITH_ROWS) as resp:
+        answer = await resp.json()
+        return resp.status, answer[0] if resp.status == 201 else answer
 
 
 async def _patch(gw: RunningGateway, path: str, body: bytes) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    async with gw.http.patch(gw.url + path, data=body, headers=headers) as resp:
+    """PATCH /api/<table>/<pk>: the status and the row as an object (or the error)."""
+    async with gw.http.patch(gw.url + path, data=body, headers=WITH_ROWS) as resp:
         return resp.status, await resp.json()
 
 
@@ -168,17 +172,17 @@ async def test_a_filter_with_a_longer_value_does_not_match_the_shorter_row(
     gw: RunningGateway, column: str, stored: str, longer: str
 ) -> None:
     await gw.sql(f"INSERT INTO vals (id, {column}) VALUES (1, %s)", (stored,))
-    assert await _get(gw, f"/api/vals?{column}={longer}") == (200, [])
-    status, rows = await _get(gw, f"/api/vals?{column}={stored}")
+    assert await _get(gw, f"/api/vals?{column}=eq.{longer}") == (200, [])
+    status, rows = await _get(gw, f"/api/vals?{column}=eq.{stored}")
     assert status == 200 and [row["id"] for row in rows] == [1]
 
 
 async def test_a_filter_on_a_composite_column_compares_whole_values(gw: RunningGateway) -> None:
     await gw.sql("INSERT INTO vals (id, p) VALUES (1, '(1,abc)')")
-    status, rows = await _get(gw, "/api/vals?p=(1,abc)")
+    status, rows = await _get(gw, "/api/vals?p=eq.(1,abc)")
     assert status == 200 and [row["p"] for row in rows] == [{"x": 1, "label": "abc"}]
-    assert await _get(gw, "/api/vals?p=(1,abd)") == (200, [])
-    status, answer = await _get(gw, "/api/vals?p=(1,abcd)")  # a field too long is refused, not cut
+    assert await _get(gw, "/api/vals?p=eq.(1,abd)") == (200, [])
+    status, answer = await _get(gw, "/api/vals?p=eq.(1,abcd)")  # a field too long is refused, not cut
     assert status == 400 and "character varying(3)" in error_of(answer)["message"]
 
 
@@ -230,17 +234,16 @@ async def test_a_number_reaches_postgres_digit_for_digit(
 async def test_a_number_in_a_patch_and_a_filter_keeps_its_digits(gw: RunningGateway) -> None:
     await gw.sql("INSERT INTO vals (id) VALUES (1), (2)")
     body = b'{"n": 1182751036259450098810.880, "jb": {"x": 0.1000000000000000055511151231257827}}'
-    headers = {"Content-Type": "application/json"}
-    async with gw.http.patch(gw.url + "/api/vals/1", data=body, headers=headers) as resp:
+    async with gw.http.patch(gw.url + "/api/vals/1", data=body, headers=WITH_ROWS) as resp:
         assert resp.status == 200 and '"n":1182751036259450098810.880' in await resp.text()
     assert await gw.sql("SELECT n::text, jb::text FROM vals WHERE id = 1") == [
         ("1182751036259450098810.880", '{"x": 0.1000000000000000055511151231257827}')
     ]
-    status, rows = await _get(gw, "/api/vals?n=1182751036259450098810.880")
+    status, rows = await _get(gw, "/api/vals?n=eq.1182751036259450098810.880")
     assert status == 200 and [r["id"] for r in rows] == [1]
-    status, rows = await _get(gw, "/api/vals?n=1182751036259450098810.88")  # numeric equality, not text
+    status, rows = await _get(gw, "/api/vals?n=eq.1182751036259450098810.88")  # numeric equality, not text
     assert status == 200 and [r["id"] for r in rows] == [1]
-    assert await _get(gw, "/api/vals?n=1182751036259450200000") == (200, [])  # what a float made of it
+    assert await _get(gw, "/api/vals?n=eq.1182751036259450200000") == (200, [])  # what a float made of it
 
 
 @pytest.mark.parametrize(
@@ -379,15 +382,16 @@ async def test_columns_named_like_the_sql_names_work_through_the_api(
     gw = clash
     client = await gw.subscribe(table)
     changed = row | change
-    async with gw.http.post(f"{gw.url}/api/{table}", json=_as_body(row)) as resp:
+    rows = {"Prefer": "return=representation"}
+    async with gw.http.post(f"{gw.url}/api/{table}", json=_as_body(row), headers=rows) as resp:
         assert resp.status == 201, await resp.text()
-        assert await resp.json() == row
+        assert await resp.json() == [row]
     assert await _get(gw, f"/api/{table}") == (200, [row])
-    assert await _get(gw, f"/api/{table}?t={_as_body(row)['t']}") == (200, [row])
+    assert await _get(gw, f"/api/{table}?t=eq.{_as_body(row)['t']}") == (200, [row])
     assert await _get(gw, f"/api/{table}/1") == (200, row)
-    async with gw.http.patch(f"{gw.url}/api/{table}/1", json=_as_body(change)) as resp:
+    async with gw.http.patch(f"{gw.url}/api/{table}/1", json=_as_body(change), headers=rows) as resp:
         assert resp.status == 200 and await resp.json() == changed
-    async with gw.http.delete(f"{gw.url}/api/{table}/1") as resp:
+    async with gw.http.delete(f"{gw.url}/api/{table}/1", headers=rows) as resp:
         assert resp.status == 200 and await resp.json() == changed
     events = [(e.type, e.json["row"], e.json.get("old")) for e in await client.take(3)]
     assert events == [("insert", row, None), ("update", changed, row), ("delete", None, changed)]
@@ -396,9 +400,12 @@ async def test_columns_named_like_the_sql_names_work_through_the_api(
 
 async def test_a_composite_key_named_like_the_sql_names_works_through_the_api(clash: RunningGateway) -> None:
     client = await clash.subscribe("clash_key/x,1")
-    async with clash.http.post(clash.url + "/api/clash_key", json=CLASH_KEY) as resp:
-        assert resp.status == 201 and await resp.json() == CLASH_KEY
-    assert await _get(clash, "/api/clash_key?t=x&k=1") == (200, [CLASH_KEY])
+    async with clash.http.post(
+        clash.url + "/api/clash_key", json=CLASH_KEY, headers={"Prefer": "return=headers-only"}
+    ) as resp:
+        assert resp.status == 201 and await resp.read() == b""
+        assert resp.headers["Location"] == "/api/clash_key?t=eq.x&k=eq.1"  # a composite key: the filtered form
+    assert await _get(clash, "/api/clash_key?t=eq.x&k=eq.1") == (200, [CLASH_KEY])
     assert (await client.next()).json["row"] == CLASH_KEY
     await client.close()
 
@@ -442,7 +449,7 @@ async def test_json_with_parameters_or_a_json_suffix_is_accepted(gw: RunningGate
         async with gw.http.post(gw.url + "/api/codes", data=f'{{"code": "{index}"}}'.encode(), headers=headers) as resp:
             assert resp.status == 201, (content_type, await resp.text())
         async with gw.http.patch(gw.url + f"/api/codes/{index}", data=b'{"note": "b"}', headers=headers) as resp:
-            assert resp.status == 200, (content_type, await resp.text())
+            assert resp.status == 204, (content_type, await resp.text())
     assert await gw.sql("SELECT code, note FROM codes ORDER BY code") == [
         (str(i), "b") for i in range(len(ACCEPTED_TYPES))
     ]
@@ -461,15 +468,21 @@ async def test_names_with_a_percent_sign_work_through_the_api(database: str) -> 
     await run_sql(database, PERCENT_SCHEMA)
     async with start_gateway(database, expose=("pct",)) as gw:
         body = PERCENT_ROW | {"rate%": "1.5", "c%": "(3)"}
-        async with gw.http.post(gw.url + "/api/pct", json=body) as resp:
+        rows = {"Prefer": "return=representation"}
+        async with gw.http.post(gw.url + "/api/pct", json=body, headers=rows) as resp:
             assert resp.status == 201, await resp.text()
-            assert await resp.json() == PERCENT_ROW
-        query = "rate%25=1.5&a%25%25s=x%25sy&c%25=(3)&k%25s=1&order=rate%25.desc,a%25%25s"
+            assert await resp.json() == [PERCENT_ROW]
+        # names other than letters, digits, _ and $ are quoted in PostgREST's grammar
+        query = '"rate%25"=eq.1.5&"a%25%25s"=eq.x%25sy&"c%25"=eq.(3)&"k%25s"=eq.1&order="rate%25".desc,"a%25%25s"'
+        assert await _get(gw, f"/api/pct?{query}&select=%22rate%25%22,x:%22a%25%25s%22") == (
+            200,
+            [{"rate%": 1.5, "x": "x%sy"}],
+        )
         assert await _get(gw, f"/api/pct?{query}") == (200, [PERCENT_ROW])
         assert await _get(gw, "/api/pct/1") == (200, PERCENT_ROW)
         async with gw.http.patch(gw.url + "/api/pct/1", json={"rate%": "2", "c%": "(4)"}) as resp:
-            assert resp.status == 200, await resp.text()
+            assert resp.status == 204, await resp.text()
         changed = PERCENT_ROW | {"rate%": 2, "c%": {"x": 4}}
-        async with gw.http.delete(gw.url + "/api/pct/1") as resp:
+        async with gw.http.delete(gw.url + "/api/pct/1", headers=rows) as resp:
             assert resp.status == 200 and await resp.json() == changed
         assert await _get(gw, "/api/pct") == (200, [])
