@@ -105,6 +105,11 @@ class Code(Enum):
         404,
         "no operator for the column's type and the value (`like` on an integer): PostgREST's 404",
     )
+    AMBIGUOUS_OPERATOR = (
+        "42725",
+        400,
+        "the operator has several meanings for the column's type and a value of no type (`cd.` on a text column)",
+    )
     SERIALIZATION_FAILURE = ("40001", 500, "a concurrent transaction got there first; retry (PostgREST's 500 for 40*)")
     DEADLOCK_DETECTED = ("40P01", 500, "Postgres broke a deadlock by ending this statement; retry")
     # Auth.

@@ -116,6 +116,7 @@ _SQLSTATES = {
     "40P01": Code.DEADLOCK_DETECTED,
     "42501": Code.INSUFFICIENT_PRIVILEGE,
     "42804": Code.BAD_VALUE,
+    "42725": Code.AMBIGUOUS_OPERATOR,  # cs./cd. on text: Postgres cannot pick an operator (found by schemathesis)
     "42883": Code.UNDEFINED_FUNCTION,  # e.g. an operator the column's type lacks: PostgREST's 404
     # A value's own syntax: tsvector, tsquery and jsonpath input report 42601 (the
     # statements themselves are built from the catalog, and tested).
