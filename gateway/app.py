@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import health, metrics, rest, rpc, stream
+from . import health, inspector, metrics, publish, rest, rpc, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .aiohttp_adapter import LINGER, GatewayRunner
 from .auth import Authenticator, authenticate
@@ -172,11 +172,13 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app.cleanup_ctx.append(_heartbeat)
     app.on_shutdown.append(_end_streams)
     stream.add_routes(app)
+    publish.add_routes(app)  # POST /events/publish: a plain path, before any /events/<table>
     rpc.add_routes(app)  # before rest's: /api/rpc/<function> is not /api/<table>/<pk>
     rest.add_routes(app)
     add_openapi_routes(app)  # GET /api/ and /api: the OpenAPI document
     health.add_routes(app)
     metrics.add_routes(app)
+    inspector.add_routes(app)  # only when GATEWAY_INSPECTOR (or demo mode) turns it on
     if settings.demo and "todos" in settings.expose:
         app.router.add_get("/", _todo_page)
     return app

@@ -2,14 +2,17 @@
 
 Off unless GATEWAY_JWT_SECRET (HS256), GATEWAY_JWT_PUBLIC_KEY (a PEM: RS256,
 ES256 or EdDSA by its key type) or GATEWAY_JWT_JWKS_URL (an identity provider's key
-set, :mod:`gateway.jwks`) is set. With one set, ``/events`` and ``/api`` refuse a request without a valid,
-unexpired token (401) and refuse a topic or a write the token does not grant (403).
+set, :mod:`gateway.jwks`) is set. With one set, ``/events``, ``/api`` and ``/inspect`` refuse a request
+without a valid, unexpired token (401) and refuse a topic, a write, a publish or the inspector the token
+does not grant (403).
 
 Claims the gateway reads::
 
     {"sub": "user-1", "exp": 1767225600,
      "topics": ["todos", "chat/*"],   # topic patterns: only * is a wildcard (any text, "/" included)
      "write": true,                    # or a list of tables: ["todos"]
+     "publish": ["chat/*"],            # topic patterns POST /events/publish may publish to
+     "inspect": true,                  # may open /inspect (it lists every topic and can tail any)
      "role": "app_user"}               # optional: the database role of its /api requests
 
 With a ``role`` claim, each /api request runs as that database role (``SET LOCAL
@@ -46,7 +49,7 @@ from .keys import Keyring, Refused, UnknownKey, VerifyKey, choose, keyring_from_
 from .state import AUTHENTICATOR, GRANT
 
 TOKEN_NAME = "access_token"
-_PROTECTED_PREFIXES = ("/events", "/api/", "/api")
+_PROTECTED_PREFIXES = ("/events", "/api/", "/api", "/inspect")
 # The OpenAPI document (gateway.openapi) needs no token, like PostgREST's root.
 _OPEN_PATHS = frozenset({"/api", "/api/"})
 # The last second of the year 9999: a later (or astronomically large) exp is treated
@@ -94,11 +97,15 @@ class Grant:
     subject: str | None = None
     expires_at: float | None = None
     role: str | None = None  # the database role of its /api requests; None: the gateway's own
+    publish: tuple[str, ...] = ()  # topic patterns it may publish to (gateway.publish)
+    inspect: bool = False  # may open the inspector (gateway.inspector)
     claims: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)  # None: auth off
     _patterns: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+    _publish_patterns: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_patterns", tuple(topic_pattern(p) for p in self.topics))
+        object.__setattr__(self, "_publish_patterns", tuple(topic_pattern(p) for p in self.publish))
 
     def may_read(self, topic: str) -> bool:
         table, slash, _ = topic.partition("/")
@@ -112,6 +119,26 @@ class Grant:
             return self.write
         return table in self.write
 
+    def may_publish(self, topic: str) -> bool:
+        """Whether a ``publish`` pattern matches the topic itself (a custom topic has no rows)."""
+        return any(topic_matches(pattern, topic) for pattern in self._publish_patterns)
+
+    def require_publish(self, topic: str) -> None:
+        if not self.may_publish(topic):
+            raise ApiError(
+                Code.FORBIDDEN,
+                f"the token does not grant publishing to topic {topic!r}",
+                hint="its 'publish' claim lists the topic patterns it may publish to, e.g. [\"chat/*\"]",
+            )
+
+    def require_inspect(self) -> None:
+        if not self.inspect:
+            raise ApiError(
+                Code.FORBIDDEN,
+                "the token does not grant the inspector",
+                hint="the inspector lists every topic and can tail any: it needs a token with the claim inspect: true",
+            )
+
     def require_read(self, topic: str) -> None:
         if not self.may_read(topic):
             raise ApiError(Code.FORBIDDEN, f"the token does not grant topic {topic!r}")
@@ -121,7 +148,8 @@ class Grant:
             raise ApiError(Code.FORBIDDEN, f"the token does not grant writes to {table!r}")
 
 
-EVERYTHING = Grant(topics=("*",), write=True)
+# Auth off: anyone may read, write and publish anything, and open the inspector where it is on.
+EVERYTHING = Grant(topics=("*",), write=True, publish=("*",), inspect=True)
 
 
 class Authenticator:
@@ -228,12 +256,20 @@ def _grant_from(claims: dict[str, Any]) -> Grant:
     role = claims.get("role")
     if role is not None and (not isinstance(role, str) or not role):
         raise _unauthorized("the token's 'role' claim must be the name of a database role", Code.INVALID_CLAIMS)
+    publish = claims.get("publish", [])
+    if not isinstance(publish, list) or not all(isinstance(t, str) for t in publish):
+        raise _unauthorized("the token's 'publish' claim must be a list of topic patterns", Code.INVALID_CLAIMS)
+    inspect = claims.get("inspect", False)
+    if not isinstance(inspect, bool):
+        raise _unauthorized("the token's 'inspect' claim must be true or false", Code.INVALID_CLAIMS)
     return Grant(
         topics=tuple(topics),
         write=write_grant,
         subject=claims.get("sub"),
         expires_at=_expiry(claims),
         role=role,
+        publish=tuple(publish),
+        inspect=inspect,
         claims=claims,
     )
 

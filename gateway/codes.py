@@ -73,6 +73,16 @@ class Code(Enum):
     MISSING_TOPIC = ("missing_topic", 400, "`/events` without `?topic=`")
     TOO_MANY_TOPICS = ("too_many_topics", 400, "more than 32 topics on one stream")
     BAD_TOPIC = ("bad_topic", 400, "a topic is not 1 to 200 characters without spaces or control characters")
+    BAD_PUBLISH = (
+        "PGRST102",
+        400,
+        '`POST /events/publish` with a body other than `{"topic": "...", "data": ...}` (`data` may be left out)',
+    )
+    TABLE_TOPIC = (
+        "table_topic",
+        400,
+        "`POST /events/publish` to an exposed table's topic (`todos`, `todos/42`): only its triggers write those",
+    )
     BAD_CURSOR = ("bad_cursor", 400, "`Last-Event-ID` or `?lastEventId=` is not an event id")
     # What Postgres refused: the body's code is its SQLSTATE, its DETAIL and HINT are `details` and `hint`.
     BAD_VALUE = (
@@ -115,7 +125,11 @@ class Code(Enum):
         "the token has expired, is not valid yet, is for another audience, or a claim is malformed",
     )
     UNKNOWN_ROLE = ("22023", 401, "the token's `role` claim names no database role")
-    FORBIDDEN = ("forbidden", 403, "the token does not grant that topic or write; a CORS preflight from another origin")
+    FORBIDDEN = (
+        "forbidden",
+        403,
+        "the token does not grant that topic, write, publish or the inspector; a CORS preflight from another origin",
+    )
     INSUFFICIENT_PRIVILEGE = (
         "42501",
         403,
@@ -158,6 +172,11 @@ class Code(Enum):
         "the body did not arrive within `GATEWAY_REQUEST_BODY_TIMEOUT`; the connection is closed",
     )
     BODY_TOO_LARGE = ("body_too_large", 413, "the body is over `GATEWAY_MAX_BODY`")
+    PAYLOAD_TOO_LARGE = (
+        "payload_too_large",
+        413,
+        "a published event would be larger than `GATEWAY_SUBSCRIBER_BUFFER`, so no resuming subscriber could take it",
+    )
     EXPECTATION_FAILED = ("expectation_failed", 417, "an `Expect` header other than `100-continue`")
     TOO_MANY_STREAMS = (
         "too_many_streams",

@@ -234,6 +234,15 @@ class Settings:
         shown="on with the embedded server, off with DATABASE_URL",
         init_db=True,
     )
+    inspector: str = _setting(
+        "auto",
+        "GATEWAY_INSPECTOR",
+        _one_of("auto", "on", "off"),
+        "the inspector page at /inspect (tables, topics and their subscribers, live rates, a tail of any "
+        "stream): auto serves it in demo mode only; with auth on it needs a token with inspect: true",
+        "WORD",
+        shown="auto: on in demo mode",
+    )
     heartbeat: float = _setting(
         15.0, "GATEWAY_HEARTBEAT", _positive_float, "seconds between SSE heartbeat comments", "S"
     )
@@ -386,8 +395,13 @@ class Settings:
 
     @property
     def auth_enabled(self) -> bool:
-        """True when a JWT key is set; not read yet: kept for the coming inspector."""
+        """True when a JWT key is set (the inspector page says so, to ask for a token)."""
         return bool(self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url)
+
+    @property
+    def inspector_on(self) -> bool:
+        """GATEWAY_INSPECTOR=on, or auto (the default) in demo mode."""
+        return self.inspector == "on" or (self.inspector == "auto" and self.demo)
 
     @property
     def embedded(self) -> bool:

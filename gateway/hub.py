@@ -324,6 +324,10 @@ class Hub:
         sent, live or replayed, is counted through the hub, in this one place."""
         self._counters.bytes_sent(nbytes)
 
+    def subscribers_by_topic(self) -> dict[str, int]:
+        """Each topic with subscribers, and how many it has (for the inspector; a copy)."""
+        return {topic: len(subs) for topic, subs in self._by_topic.items()}
+
     def statistics(self) -> HubStatistics:
         return HubStatistics(
             subscribers=len(self._subscribers),

@@ -100,7 +100,8 @@ async def observe_response(request: web.Request, response: web.StreamResponse) -
     request.app[METRICS].observe(request.method, route, response.status, time.perf_counter() - started)
 
 
-async def _journal_newest(request: web.Request) -> int | None:
+async def journal_newest(request: web.Request) -> int | None:
+    """The journal's newest id (0 when empty), or None when the database does not answer within 1 s."""
     try:
         async with asyncio.timeout(1.0), request.app[POOL].acquire() as conn, conn.cursor() as cur:
             await cur.execute("SELECT coalesce(max(id), 0) FROM gateway.journal")
@@ -113,7 +114,7 @@ async def _journal_newest(request: web.Request) -> int | None:
 async def metrics(request: web.Request) -> web.Response:
     stats = request.app[HUB].statistics()
     counted = request.app[METRICS]
-    newest = await _journal_newest(request)
+    newest = await journal_newest(request)
     rows: list[tuple[str, str, str, float | None]] = [
         ("gateway_subscribers", "gauge", "Open /events streams.", stats.subscribers),
         ("gateway_topics", "gauge", "Topics with at least one subscriber.", stats.topics),

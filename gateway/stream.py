@@ -49,6 +49,11 @@ _TOPIC = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
 _CURSOR = re.compile(r"^[0-9]{1,19}$")
 
 
+def is_topic(text: str) -> bool:
+    """Whether ``text`` is a topic: 1 to 200 characters, no spaces or control characters."""
+    return _TOPIC.fullmatch(text) is not None
+
+
 def parse_topics(request: web.Request) -> list[str]:
     topics = request.query.getall("topic", [])
     if not topics:

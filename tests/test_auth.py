@@ -103,6 +103,18 @@ def test_write_grant_is_all_none_or_the_tables_listed() -> None:
     assert listed.may_write("todos") and not listed.may_write("notes")
 
 
+def test_a_publish_grant_matches_the_topic_itself_and_nothing_grants_it_but_the_claim() -> None:
+    grant = Grant(("*",), write=True, publish=("chat/*", "alerts"))
+    assert grant.may_publish("chat/room-1") and grant.may_publish("alerts")
+    assert not grant.may_publish("alerts/1")  # unlike a read grant, no row topics below it
+    assert not grant.may_publish("chatter")
+    assert not Grant(("*",), write=True).may_publish("chat/1")
+    assert EVERYTHING.may_publish("anything") and EVERYTHING.inspect
+    assert _grant_from({"exp": time.time() + 60, "publish": ["a*"], "inspect": True}) == Grant(
+        (), write=False, publish=("a*",), inspect=True, expires_at=pytest.approx(time.time() + 60, abs=5)
+    )
+
+
 def test_require_read_and_write_refuse_with_a_403_naming_what_was_asked() -> None:
     grant = Grant(("chat/*",), write=frozenset({"todos"}))
     grant.require_read("chat/1")

@@ -150,8 +150,19 @@ async def test_statistics_count_events_deliveries_bytes_topics_and_subscribers()
     assert hub.counted.deliveries == 4  # event 1 to both todos subscribers, event 2 to both
     assert stats.position == 3
     assert chat.writes == []
+    assert hub.subscribers_by_topic() == {"todos": 2, "todos/1": 1, "chat": 1}
+
     page_bytes = len(wire(todo(1, pk="1"), todo(2, pk="2")))
     assert hub.counted.bytes_out == len(table.received) + len(both.received) == 2 * page_bytes
+
+
+def test_subscribers_by_topic_counts_each_topic_and_forgets_a_topic_left_empty() -> None:
+    hub = Hub(BIG)
+    one, _, _ = live(hub, ["todos", "todos/1"])
+    live(hub, ["todos"])
+    assert hub.subscribers_by_topic() == {"todos": 2, "todos/1": 1}
+    hub.unsubscribe(one)
+    assert hub.subscribers_by_topic() == {"todos": 1}
 
 
 async def test_position_tracks_highest_event_id_and_new_subscriber_starts_there() -> None:
