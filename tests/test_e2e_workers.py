@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -211,3 +212,31 @@ async def _two_pids(url: str) -> set[str]:
 
     await until(both, timeout=30, what="answers from two workers")
     return pids
+
+
+@pytest.mark.slow
+async def test_a_worker_that_cannot_start_again_is_retried_with_a_backoff(database: str) -> None:
+    async with gateway_process(database, "--workers", "2", env=QUICK_STOP) as (supervisor, url):
+        assert supervisor.stderr is not None
+        pids = await _two_pids(url)
+        await run_sql(database, "ALTER TABLE todos RENAME TO todos_away")  # a new worker cannot start now
+        os.kill(int(pids.pop()), signal.SIGKILL)
+        delays = []
+        async with asyncio.timeout(30):
+            while len(delays) < 3:
+                line = (await supervisor.stderr.readline()).decode()
+                assert line, "the supervisor exited"
+                match = re.search(r"starting another in ([\d.]+) s", line)
+                if match:
+                    delays.append(float(match.group(1)))
+                    if len(delays) > 1:
+                        assert "table 'todos' does not exist" in line
+        assert delays == [0.0, 0.5, 1.0]  # at once for a worker that had served, then doubling
+        await run_sql(database, "ALTER TABLE todos_away RENAME TO todos")
+
+        async def whole_again() -> bool:
+            return gauge((await fresh_get(f"{url}/metrics"))[1], "gateway_workers") == 2
+
+        await until(whole_again, timeout=30, what="the slot served again once the table was back")
+        supervisor.send_signal(signal.SIGTERM)
+        await _exits_zero(supervisor, within=30)
