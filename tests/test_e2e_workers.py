@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import socket
+from pathlib import Path
 
 import aiohttp
 import psutil
@@ -240,3 +242,16 @@ async def test_a_worker_that_cannot_start_again_is_retried_with_a_backoff(databa
         await until(whole_again, timeout=30, what="the slot served again once the table was back")
         supervisor.send_signal(signal.SIGTERM)
         await _exits_zero(supervisor, within=30)
+
+
+@pytest.mark.slow
+async def test_the_supervisor_starts_the_embedded_postgres_once_for_every_worker(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pgdata"
+    environ = {"DATABASE_URL": "", **QUICK_STOP}
+    async with gateway_process("", "--workers", "2", "--data-dir", str(data_dir), env=environ) as (supervisor, url):
+        pids = await _two_pids(url)
+        for body in (await from_every_worker(f"{url}/api/todos", pids)).values():
+            assert len(json.loads(body)) == 3  # the demo rows, seeded once: the workers took turns
+        supervisor.send_signal(signal.SIGTERM)
+        await _exits_zero(supervisor, within=30)
+    assert not (data_dir / "postmaster.pid").exists()  # stopped with the supervisor
