@@ -61,6 +61,12 @@ SUMMED = {
     "gateway_listener_reconnects_total": "listener_reconnects",
 }
 
+# Help texts that change meaning when summed.
+GROUP_HELP = {
+    "gateway_subscribers": "Open /events streams, all workers together.",
+    "gateway_listener_connected": "Workers whose LISTEN connection is up.",
+}
+
 WORKER_HEADER = "X-Gateway-Worker"
 
 
@@ -191,7 +197,7 @@ class Group:
     def aggregate(self, rows: Sequence[tuple[str, str, str, float | None]]) -> list[tuple[str, str, str, float | None]]:
         """/metrics rows with the group's sums in place of this worker's figures."""
         summed = [
-            (name, kind, text, self.board.total(SUMMED[name]) if name in SUMMED else value)
+            (name, kind, GROUP_HELP.get(name, text), self.board.total(SUMMED[name]) if name in SUMMED else value)
             for name, kind, text, value in rows
         ]
         return [
