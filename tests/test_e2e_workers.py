@@ -105,6 +105,8 @@ async def test_a_killed_worker_is_replaced_and_nobody_loses_an_event(database: s
             return pid not in (killed, survivor) and gauge(body, "gateway_workers") == 2
 
         await until(replaced, timeout=60, what="a new worker serving in the killed one's place")
+        workers = _workers_of(supervisor.pid)
+        assert len(workers) == 2 and int(survivor) in workers and int(killed) not in workers
         await insert(database, "after-1")
         everything = ["before-1", "before-2", "during-1", "during-2", "after-1"]
         for client in by_worker[survivor]:  # noticed nothing: one stream, every event
@@ -123,8 +125,7 @@ async def test_a_killed_worker_is_replaced_and_nobody_loses_an_event(database: s
             await client.close()
         for _, again in resumed:
             await again.close()
-    workers = {killed, survivor, *(again.response_headers[WORKER_HEADER] for _, again in resumed)}
-    assert not [pid for pid in workers if psutil.pid_exists(int(pid)) and psutil.Process(int(pid)).status() != "zombie"]
+    assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
 
 
 @pytest.mark.slow
@@ -240,8 +241,17 @@ async def test_a_worker_that_cannot_start_again_is_retried_with_a_backoff(databa
             return gauge((await fresh_get(f"{url}/metrics"))[1], "gateway_workers") == 2
 
         await until(whole_again, timeout=30, what="the slot served again once the table was back")
+        serving = {int(pid) for pid in await _two_pids(url)}
+        assert set(_workers_of(supervisor.pid)) == serving  # the failed attempts left nothing behind
         supervisor.send_signal(signal.SIGTERM)
         await _exits_zero(supervisor, within=30)
+    assert not [pid for pid in serving if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+def _workers_of(supervisor: int) -> list[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    children = psutil.Process(supervisor).children()
+    return [child.pid for child in children if "resource_tracker" not in " ".join(child.cmdline())]
 
 
 @pytest.mark.slow
