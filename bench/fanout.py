@@ -400,6 +400,7 @@ class FanoutConfig:
     quiet: float
     grace: float
     connect_concurrency: int
+    workers: int = 1  # the gateway's --workers (the baseline is one process)
 
 
 @dataclass(frozen=True)
@@ -450,7 +451,8 @@ def one_run(
     ``<kind>-rate.txt`` and ``<kind>-burst.txt`` there.
     """
     reset_tables(dsn)
-    server = ServerProcess(kind, dsn, log_dir, cfg.subscribers)
+    workers = {"GATEWAY_WORKERS": str(cfg.workers)} if kind == "gateway" else {}
+    server = ServerProcess(kind, dsn, log_dir, cfg.subscribers, extra_env=workers)
     try:
         port = server.wait_listening()
         time.sleep(1.0)
@@ -610,6 +612,7 @@ def run_fanout(args: argparse.Namespace, dsn: str, client: ClientProcess, log_di
         args.quiet,
         args.grace,
         args.connect_concurrency,
+        args.workers,
     )
     results: dict[str, list[FanoutRun]] = {s: [] for s in servers}
     for round_no in range(1, args.rounds + 1):
@@ -751,6 +754,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--connect-concurrency", type=int, default=100, help="subscribers connecting at once")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the gateway's --workers (server CPU and RSS then sum the supervisor and its workers)",
+    )
+    parser.add_argument(
         "--servers", default="", help="comma-separated subset of gateway,baseline (empty: both; idle test: gateway)"
     )
     parser.add_argument(
@@ -769,6 +778,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--servers: unknown server {name!r} (gateway, baseline)")
     if args.profile and py_spy() is None:
         parser.error("--profile needs py-spy: pip install py-spy")
+    if args.workers < 1:
+        parser.error("--workers must be positive")
     if args.subscribers < 1 or args.rate <= 0 or args.seconds <= 0 or args.burst < 1 or args.rounds < 1:
         parser.error("--subscribers, --rate, --seconds, --burst and --rounds must be positive")
     return args
@@ -795,7 +806,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"workload: {args.subscribers} subscribers per server on topic todos; rate phase "
                     f"{args.rate:g} rows/s for {args.seconds:g} s; burst {args.burst} single-row transactions "
-                    f"from {BURST_WRITERS} connections; {args.rounds} round(s), servers alternate",
+                    f"from {BURST_WRITERS} connections; {args.rounds} round(s), servers alternate; "
+                    f"gateway workers: {args.workers}",
                 )
                 print(
                     f"offered load in the rate phase: {args.subscribers * args.rate:,.0f} deliveries/s; "

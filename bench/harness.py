@@ -362,10 +362,21 @@ class ServerProcess:
         return self.proc.pid
 
     def rss(self) -> int:
-        return _proc_rss(self.proc.pid)
+        """Resident memory of the server: with ``--workers N``, the supervisor's and every worker's."""
+        return sum(_proc_rss(pid) for pid in self._tree())
 
     def cpu(self) -> float:
-        return sum(_proc_cpu(self.proc.pid))
+        """CPU seconds of the server (its live workers included)."""
+        return sum(sum(_proc_cpu(pid)) for pid in self._tree())
+
+    def _tree(self) -> list[int]:
+        """The server's pid and its children's (a gateway's --workers); without psutil, the server's."""
+        try:
+            import psutil
+
+            return [self.proc.pid, *(child.pid for child in psutil.Process(self.proc.pid).children(recursive=True))]
+        except ImportError:
+            return [self.proc.pid]
 
     def cpu_split(self) -> tuple[float, float]:
         return _proc_cpu(self.proc.pid)

@@ -25,6 +25,7 @@ from .cors import CorsPolicy, add_cors_headers, preflight
 from .db import apply_schema, create_pool
 from .ending import EndReason
 from .errors import json_errors
+from .group import Group
 from .hub import Hub
 from .limits import StreamLimits
 from .listener import Listener
@@ -39,6 +40,7 @@ from .state import (
     CORS,
     DSN,
     FUNCTIONS,
+    GROUP,
     HUB,
     LIMITS,
     LISTENER,
@@ -133,18 +135,26 @@ async def _end_streams(app: web.Application) -> None:
     app[HUB].close_all(EndReason.SHUTDOWN)
 
 
-def create_app(settings: Settings, dsn: str) -> web.Application:
-    """The gateway as an aiohttp app; raises ConfigError for an unusable auth key."""
+def create_app(settings: Settings, dsn: str, group: Group | None = None) -> web.Application:
+    """The gateway as an aiohttp app; raises ConfigError for an unusable auth key.
+
+    With ``group`` (a worker of ``--workers N``) its counters and stream limits are
+    the group's, kept in shared memory (gateway.group)."""
     app = web.Application(
         middlewares=[json_errors(guards=(start_timer, preflight, authenticate), streams=(stream.events,))],
         client_max_size=settings.max_body,
     )
-    counted = app[METRICS] = Metrics()
+    counted = app[METRICS] = Metrics() if group is None else group.metrics()
     app[AUTHENTICATOR] = Authenticator(
         settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience, settings.jwt_jwks_url
     )
     app[CORS] = CorsPolicy(settings.cors_origins)
-    app[LIMITS] = StreamLimits(settings.max_subscribers, settings.max_subscribers_per_client)
+    if group is None:
+        app[LIMITS] = StreamLimits(settings.max_subscribers, settings.max_subscribers_per_client)
+    else:
+        app[LIMITS] = group.limits(settings.max_subscribers, settings.max_subscribers_per_client)
+        app[GROUP] = group
+        app.on_response_prepare.append(group.tag_response)
     app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(observe_response)
     hub = Hub(settings.subscriber_buffer, counted)

@@ -20,6 +20,7 @@ from aiohttp import web
 from .app import create_app, create_runner
 from .config import ConfigError, Settings, add_arguments, load_settings
 from .db import DatabaseError, apply_schema, create_pool, embedded_bin, redact, start_embedded
+from .group import Group
 from .state import LISTENER, RELOADER
 
 log = logging.getLogger("gateway")
@@ -97,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "init-db":
             asyncio.run(_init_db(settings, dsn))
             print(f"pg-sse-gateway: schema applied, watching {', '.join(settings.expose)}")
+        elif settings.workers > 1:
+            from .supervisor import supervise  # imports this module
+
+            return supervise(settings, dsn)
         else:
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
                 runner.run(_serve(settings, dsn))
@@ -135,9 +140,11 @@ async def _init_db(settings: Settings, dsn: str) -> None:
         await pool.wait_closed()
 
 
-async def _serve(settings: Settings, dsn: str) -> None:
+async def _serve(settings: Settings, dsn: str, group: Group | None = None) -> None:
+    """Serve until SIGTERM or SIGINT: the whole gateway, or with ``group`` one worker of
+    ``--workers N`` (it shares the port, and the supervisor prints the listening line)."""
     stop = _stop_on_signals()  # first: a SIGTERM during start-up must stop us too
-    app = create_app(settings, dsn)
+    app = create_app(settings, dsn, group)
     # SIGHUP reloads the catalog, as NOTIFY gateway_reload does (a reload before the
     # pool is up does nothing: the start-up load reads the catalog as it is then).
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, app[RELOADER].request)
@@ -146,7 +153,7 @@ async def _serve(settings: Settings, dsn: str) -> None:
         if not await _unless_stopped(runner.setup(), stop):
             log.info("stopped during start-up")
             return
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=group is not None)
         try:
             await site.start()
         except OSError as exc:
@@ -154,19 +161,11 @@ async def _serve(settings: Settings, dsn: str) -> None:
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; "
                 "pick another with --port or GATEWAY_PORT"
             ) from None
-        port = _bound_port(runner, settings.port)
-        base = f"http://{settings.host}:{port}"
-        database = f"embedded Postgres in {settings.data_dir}" if settings.embedded else redact(dsn)
-        if settings.listen_url:
-            database += f"; listener: {redact(settings.listen_url)}"
-        loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
-        print(f"pg-sse-gateway listening on {base} (database: {database}; event loop: {loop_name})", flush=True)
-        if settings.demo:
-            print(f"  try: curl -N '{base}/events?topic=todos'", flush=True)
-            print(
-                f"  and: curl -X POST {base}/api/todos -H 'Content-Type: application/json' -d '{{\"title\":\"milk\"}}'",
-                flush=True,
-            )
+        if group is not None:
+            group.ready()
+        else:
+            loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+            announce(settings, dsn, _bound_port(runner, settings.port), f"event loop: {loop_name}")
         stopped = asyncio.ensure_future(stop.wait())
         failed = asyncio.ensure_future(app[LISTENER].wait_failed())
         await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
@@ -177,6 +176,21 @@ async def _serve(settings: Settings, dsn: str) -> None:
         log.info("stopping")
     finally:
         await runner.cleanup()
+
+
+def announce(settings: Settings, dsn: str, port: int, detail: str) -> None:
+    """The listening line (tests and scripts read the URL from it) and the demo's hints."""
+    base = f"http://{settings.host}:{port}"
+    database = f"embedded Postgres in {settings.data_dir}" if settings.embedded else redact(dsn)
+    if settings.listen_url:
+        database += f"; listener: {redact(settings.listen_url)}"
+    print(f"pg-sse-gateway listening on {base} (database: {database}; {detail})", flush=True)
+    if settings.demo:
+        print(f"  try: curl -N '{base}/events?topic=todos'", flush=True)
+        print(
+            f"  and: curl -X POST {base}/api/todos -H 'Content-Type: application/json' -d '{{\"title\":\"milk\"}}'",
+            flush=True,
+        )
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -183,7 +183,11 @@ class Code(Enum):
         429,
         "this client address holds `GATEWAY_MAX_SUBSCRIBERS_PER_CLIENT` streams already",
     )
-    TOO_MANY_SUBSCRIBERS = ("too_many_subscribers", 503, "the process holds `GATEWAY_MAX_SUBSCRIBERS` streams")
+    TOO_MANY_SUBSCRIBERS = (
+        "too_many_subscribers",
+        503,
+        "the gateway (every worker) holds `GATEWAY_MAX_SUBSCRIBERS` streams",
+    )
     # The server.
     INTERNAL = ("internal", 500, "a bug: the gateway logged it with its traceback")
     DATABASE_UNAVAILABLE = (

@@ -96,6 +96,16 @@ def _port(value: str) -> int:
     return number
 
 
+def _workers(value: str) -> int:
+    """A positive whole number of worker processes, or ``auto``: one per core."""
+    if value.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    number = _whole_number(value)
+    if number < 1:
+        raise ValueError("must be a positive whole number, or auto (one per core)")
+    return number
+
+
 def _flag(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -180,6 +190,14 @@ class Settings:
 
     host: str = _setting("127.0.0.1", "GATEWAY_HOST", _text, "address to listen on", "ADDR")
     port: int = _setting(8080, "GATEWAY_PORT", _port, "port to listen on (0: any free port)", "N")
+    workers: int = _setting(
+        1,
+        "GATEWAY_WORKERS",
+        _workers,
+        "gateway processes sharing the port (SO_REUSEPORT) under a supervisor that restarts them; "
+        "auto: one per core; 1: one process, no supervisor",
+        "N",
+    )
     database_url: str = _setting(
         "",
         "DATABASE_URL",
@@ -261,7 +279,11 @@ class Settings:
         "BYTES",
     )
     max_subscribers: int = _setting(
-        10000, "GATEWAY_MAX_SUBSCRIBERS", _positive_int, "most SSE streams this process holds (then 503)", "N"
+        10000,
+        "GATEWAY_MAX_SUBSCRIBERS",
+        _positive_int,
+        "most SSE streams this gateway holds, all its workers together (then 503)",
+        "N",
     )
     max_subscribers_per_client: int = _setting(
         100,

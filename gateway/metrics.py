@@ -15,7 +15,7 @@ from bisect import bisect_left
 import psycopg2
 from aiohttp import web
 
-from .state import HUB, METRICS, POOL, STARTED
+from .state import GROUP, HUB, METRICS, POOL, STARTED
 from .wake import Mode
 
 # Upper bounds (seconds) of the request latency histogram buckets.
@@ -153,10 +153,15 @@ async def metrics(request: web.Request) -> web.Response:
             None if newest is None else max(0, newest - stats.position),
         ),
     ]
+    group = request.app.get(GROUP)
+    if group is not None:  # --workers N: the whole group's figures (gateway.group)
+        rows = group.aggregate(rows)
     lines: list[str] = []
     for name, kind, help_text, value in rows:
         if value is not None:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    if group is not None:
+        lines += group.worker_lines()
     lines += counted.latency_lines()
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
 

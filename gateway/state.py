@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .cors import CorsPolicy
     from .functions import Function
+    from .group import Group
     from .hub import Hub
     from .limits import StreamLimits
     from .listener import Listener
@@ -40,6 +41,8 @@ CORS: web.AppKey[CorsPolicy] = web.AppKey("cors")
 LIMITS: web.AppKey[StreamLimits] = web.AppKey("limits")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
+# Set only in a worker of --workers N: its slot in the group's shared memory.
+GROUP: web.AppKey[Group] = web.AppKey("group")
 # Called with the app after each catalog load (start-up and every reload): gateway.reload.
 CATALOG_LISTENERS: web.AppKey[list[CatalogListener]] = web.AppKey("catalog_listeners", list)
 # The OpenAPI document as served at GET /api/, rebuilt by a catalog listener: gateway.openapi.
