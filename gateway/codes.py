@@ -69,6 +69,12 @@ class Code(Enum):
     TOO_MANY_TOPICS = ("too_many_topics", 400, "more than 32 topics on one stream")
     BAD_TOPIC = ("bad_topic", 400, "a topic is not 1 to 200 characters without spaces or control characters")
     BAD_CURSOR = ("bad_cursor", 400, "`Last-Event-ID` or `?lastEventId=` is not an event id")
+    UNSUPPORTED_FILTER = (
+        "unsupported_filter",
+        400,
+        "a filter on `/events/<table>` that the hub cannot evaluate as Postgres does (an operator, a type or "
+        "a collation it refuses), or an operator the column's type does not have",
+    )
     # What Postgres refused: the body's code is its SQLSTATE, its DETAIL and HINT are `details` and `hint`.
     BAD_VALUE = (
         "22P02",
