@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import health, metrics, rest, rpc, stream
+from . import filtered, health, metrics, rest, rpc, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .aiohttp_adapter import LINGER, GatewayRunner
 from .auth import Authenticator, authenticate
@@ -120,7 +120,9 @@ async def _end_streams(app: web.Application) -> None:
 def create_app(settings: Settings, dsn: str) -> web.Application:
     """The gateway as an aiohttp app; raises ConfigError for an unusable auth key."""
     app = web.Application(
-        middlewares=[json_errors(guards=(start_timer, preflight, authenticate), streams=(stream.events,))],
+        middlewares=[
+            json_errors(guards=(start_timer, preflight, authenticate), streams=(stream.events, filtered.events))
+        ],
         client_max_size=settings.max_body,
     )
     counted = app[METRICS] = Metrics()
@@ -153,6 +155,7 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app.cleanup_ctx.append(_heartbeat)
     app.on_shutdown.append(_end_streams)
     stream.add_routes(app)
+    filtered.add_routes(app)
     rpc.add_routes(app)  # before rest's: /api/rpc/<function> is not /api/<table>/<pk>
     rest.add_routes(app)
     health.add_routes(app)

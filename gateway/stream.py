@@ -28,7 +28,7 @@ from aiohttp import web
 
 from .access_log import stream_ended
 from .aiohttp_adapter import HubFedResponse
-from .auth import grant_of
+from .auth import Grant, grant_of
 from .codes import Code
 from .db import first_line
 from .ending import EndReason, Phase, farewell
@@ -39,6 +39,7 @@ from .limits import StreamLimits
 from .live import DirectSink, hand_over, say_goodbye
 from .sse import encode_event, encode_message, encode_preamble
 from .state import HUB, LIMITS, POOL, SETTINGS
+from .views import View, view_wire
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +93,26 @@ async def events(request: web.Request) -> web.StreamResponse:
         grant = grant_of(request)
         for topic in topics:
             grant.require_read(topic)
+    except Exception as exc:
+        return error_response_for(request, exc)
+    return await serve(request, grant, cursor, topics)
+
+
+async def serve(
+    request: web.Request, grant: Grant, cursor: int | None, topics: list[str], view: View | None = None
+) -> web.StreamResponse:
+    """Admit, subscribe (to ``topics``, or to ``view`` for a filtered stream), then stream.
+
+    The request is validated already (``grant`` allows what it asks for); what can
+    still go wrong before the first stream byte (the stream limits) is answered as JSON.
+    """
+    try:
         limits, client = request.app[LIMITS], request.remote or "unknown"
         limits.admit(client)
     except Exception as exc:
         return error_response_for(request, exc)
     access_path = sys.intern(request.rel_url.raw_path) if request.app[SETTINGS].access_log else None
-    done = StreamEnd(request, topics, cursor is not None, limits, client, access_path)
+    done = StreamEnd(request, topics, cursor is not None, limits, client, access_path, view)
     sub, transport = done.sub, request.transport
     response = HubFedResponse()
     try:
@@ -118,7 +133,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             await response.write(encode_preamble(retry_ms, sub.start_position))
         else:
             await response.write(encode_preamble(retry_ms, None))
-            await _replay(request, response, done, cursor, topics)
+            await _replay(request, response, done, cursor, topics, view)
         if done.ended or transport.is_closing():
             return response
         response.detach()
@@ -167,6 +182,7 @@ class StreamEnd:
         limits: StreamLimits,
         client: str,
         access_path: str | None = None,
+        view: View | None = None,
     ) -> None:
         self.hub = request.app[HUB]
         self.request: web.Request | None = request
@@ -180,7 +196,11 @@ class StreamEnd:
         self.transport: asyncio.Transport | None = None
         self.chunked = True
         self.sink: DirectSink | None = None
-        self.sub: Subscriber = self.hub.subscribe(topics, resuming=resuming, on_end=self)
+        self.sub: Subscriber = (
+            self.hub.subscribe(topics, resuming=resuming, on_end=self)
+            if view is None
+            else self.hub.subscribe_view(view, resuming=resuming, on_end=self)
+        )
 
     @property
     def ended(self) -> bool:
@@ -226,9 +246,17 @@ class StreamEnd:
 
 
 async def _replay(
-    request: web.Request, response: HubFedResponse, done: StreamEnd, cursor: int, topics: list[str]
+    request: web.Request,
+    response: HubFedResponse,
+    done: StreamEnd,
+    cursor: int,
+    topics: list[str],
+    view: View | None = None,
 ) -> None:
     """Send what the client missed since ``cursor``, then let the held live events through.
+
+    A filtered stream replays its table's events through its view (gateway.views), as
+    the hub delivers them live: the same filter, the same moves.
 
     The journal reads it (gateway.journal.Replay: one snapshot, so a prune cannot
     delete rows out from under it). A client that stops reading for
@@ -238,14 +266,19 @@ async def _replay(
     hub = request.app[HUB]
     try:
         async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
-            replay = await Replay.begin(cur, cursor, topics)
+            replay = await Replay.begin(cur, cursor, topics if view is None else [view.table])
             if replay.refetch is not None:
                 refetch = replay.refetch
-                data = json.dumps({"reason": refetch.reason, "cursor": cursor, "resume_from": refetch.resume_from})
-                await _replay_write(response, hub, encode_message("refetch", data, event_id=refetch.resume_from))
+                body = json.dumps({"reason": refetch.reason, "cursor": cursor, "resume_from": refetch.resume_from})
+                await _replay_write(response, hub, encode_message("refetch", body, event_id=refetch.resume_from))
             else:
                 async for page in replay.pages():
-                    await _replay_write(response, hub, b"".join(encode_event(event) for event in page))
+                    if view is None:
+                        data = b"".join(encode_event(event) for event in page)
+                    else:
+                        data = b"".join(wire for wire in (view_wire(view, event) for event in page) if wire)
+                    if data:
+                        await _replay_write(response, hub, data)
             await replay.end()
     except (psycopg2.Error, TimeoutError) as exc:
         log.warning("replay from %d failed: %s", cursor, first_line(exc))

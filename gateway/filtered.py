@@ -1,0 +1,123 @@
+"""GET /events/<table>?<filter>: a live GET, the changes of the rows that match.
+
+The query is PostgREST's filter grammar for one table (gateway.grammar), as on
+``GET /api/<table>``, plus ``select=`` (the columns of ``row`` and ``old``) and
+``on=`` (the changes wanted: ``insert``, ``update``, ``delete``, ``truncate``; all by
+default). A parameter ``on`` whose value is such a list is the operation filter;
+any other ``on=...`` (``on=eq.x``) filters a column named ``on``. The filter is
+compiled for the table by gateway.predicate, which refuses, with a 400 naming the
+column and the operator, what it cannot evaluate as Postgres does; ``order``,
+``limit``, ``offset``, ``on_conflict`` and ``columns`` mean nothing to a stream and
+are refused too.
+
+The stream is the same as ``/events?topic=<table>``'s (gateway.stream: preamble,
+resume with Last-Event-ID, heartbeat, limits, the token's grant for the table's
+topic, its expiry), except that the hub delivers it the view's changes
+(gateway.views: moves in and out as inserts and deletes) and a resume replays the
+table's events through the same view.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from .auth import grant_of
+from .catalog import Table
+from .codes import Code
+from .errors import ApiError, error_response_for
+from .grammar import GrammarError, SelectItem, parse_query
+from .predicate import compile_filters
+from .state import TABLES
+from .stream import parse_cursor, serve
+from .views import CHANGES, View
+
+# Parameters of the stream, not of the filter (the token, the cursor of a first connection).
+STREAM_PARAMS = frozenset({"lastEventId", "access_token"})
+_ON = re.compile(r"(insert|update|delete|truncate)(,(insert|update|delete|truncate))*")
+_ON_HINT = "on=insert,update,delete,truncate (any of them); a column named on is filtered as on=eq.value"
+
+
+def parse_view(table: Table, params: list[tuple[str, str]]) -> View:
+    """The view a query string asks for, compiled for ``table``; ApiError for a bad one."""
+    on: set[str] | None = None
+    rest: list[tuple[str, str]] = []
+    for key, value in params:
+        if key in STREAM_PARAMS:
+            continue
+        if key == "on" and _ON.fullmatch(value):
+            on = (on or set()) | set(value.split(","))
+        elif key == "on" and "." not in value:
+            raise ApiError(Code.PARSE_ERROR, f"on={value} names no change", hint=_ON_HINT)
+        else:
+            rest.append((key, value))
+    try:
+        query = parse_query(rest)
+    except GrammarError as error:
+        raise ApiError(Code.PARSE_ERROR, error.message, details=error.details, hint=error.hint) from None
+    shaped = [
+        name
+        for name, present in (
+            ("order", bool(query.order)),
+            ("limit", query.limit is not None),
+            ("offset", query.offset is not None),
+            ("on_conflict", query.on_conflict is not None),
+            ("columns", query.columns is not None),
+        )
+        if present
+    ]
+    if shaped:
+        raise ApiError(
+            Code.PARSE_ERROR,
+            f"{', '.join(shaped)} shape a result, not a stream of changes",
+            hint="a stream takes filters, select= and on=; GET /api/<table> takes order, limit and offset",
+        )
+    select = _select(table, query.select)
+    compiled = compile_filters(table, query.filters)
+    return View(table.name, query.filters, compiled, select, frozenset(on) if on else frozenset(CHANGES))
+
+
+def _select(table: Table, items: tuple[SelectItem, ...] | None) -> tuple[str, ...] | None:
+    if items is None or any(item.field is None for item in items):
+        return None  # * (with or without more columns) is every column
+    names: list[str] = []
+    for item in items:
+        assert item.field is not None
+        name = item.field.column
+        if item.alias is not None or item.cast is not None or item.field.path:
+            raise ApiError(
+                Code.PARSE_ERROR,
+                f"select= on a stream takes column names only, not aliases, casts or JSON paths ({name})",
+                hint="select=id,title,done",
+            )
+        if name not in table.columns:
+            raise ApiError(
+                Code.UNKNOWN_COLUMN,
+                f"table {table.name!r} has no column {name!r}",
+                hint=f"columns: {', '.join(table.columns)}",
+            )
+        names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Open a filtered stream: validate and compile, then stream as /events does."""
+    try:
+        tables: dict[str, Table] = request.app[TABLES]
+        name = request.match_info["table"]
+        table = tables.get(name)
+        if table is None:
+            exposed = ", ".join(sorted(tables)) or "none"
+            raise ApiError(Code.UNKNOWN_TABLE, f"table {name!r} is not exposed; exposed: {exposed}")
+        cursor = parse_cursor(request)
+        grant = grant_of(request)
+        grant.require_read(table.name)
+        view = parse_view(table, list(request.query.items()))
+    except Exception as exc:
+        return error_response_for(request, exc)
+    return await serve(request, grant, cursor, [], view)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/events/{table}", events)

@@ -1,0 +1,256 @@
+"""Filtered views: the hub's side of ``/events/<table>?<filter>`` subscriptions.
+
+Theory of operation. A *view* is what one filtered stream asks for: a table, a
+filter (compiled by gateway.predicate), the columns of ``row`` and ``old`` it wants
+(``select``) and the changes it takes (``on``). The SSE event type is the change to
+the filtered view, not the change to the table: an update whose old row matched and
+whose new row does not is a ``delete`` with ``"moved":"out"``, one whose new row
+matches and whose old row did not an ``insert`` with ``"moved":"in"``; ``data.op``
+stays ``update``. A TRUNCATE reaches every view of its table as ``truncate``,
+whatever its ``on``. :func:`change_of` is that rule, as a pure function.
+
+Cost grows with matches, not with subscribers (issue 12, item 4):
+
+* subscribers whose views are equal (same table, filter tree, select and on) share
+  one :class:`Group`; the filter is evaluated once per event for the group;
+* a group whose filter requires ``col=eq.v`` (or ``in.(...)``) at its top level is
+  indexed by (column, value key): an event only reaches the groups filed under its
+  new or old row's key for that column, found by two dictionary lookups, however
+  many groups there are. Other groups are evaluated for every event of their table;
+* each event is encoded once per distinct (event type, moved, select) among the
+  groups it reaches, and each group's page of wires is joined once for all its
+  live subscribers (a held or replay-filtered one takes them event by event).
+
+The rows are parsed from the journal's JSON once per event, when some group of
+the event's table exists. Nothing here does I/O; the hub calls :meth:`Views.deliver`
+with each page after its topic subscribers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .grammar import Filter
+from .journal import Event
+from .members import member_texts
+from .predicate import Compiled, Equality, Key, read_row
+from .sse import encode_change
+
+if TYPE_CHECKING:
+    from .hub import Subscriber
+
+CHANGES = ("insert", "update", "delete", "truncate")
+
+
+@dataclass(frozen=True, eq=False)
+class View:
+    """One filtered subscription's question. Views with equal :attr:`identity` share a group."""
+
+    table: str
+    filters: tuple[Filter, ...]
+    compiled: Compiled
+    select: tuple[str, ...] | None = None  # None: every column
+    on: frozenset[str] = frozenset(CHANGES)
+
+    @property
+    def identity(self) -> tuple[object, ...]:
+        return (self.table, self.filters, self.select, self.on)
+
+
+def change_of(compiled: Compiled, op: str, new: Any, old: Any) -> tuple[str, str | None] | None:
+    """The change to a view of ``op`` on a row: (SSE event type, moved), or None if the view has no change."""
+    if op == "insert":
+        return ("insert", None) if compiled.matches(new) else None
+    if op == "delete":
+        return ("delete", None) if compiled.matches(old) else None
+    if op == "update":
+        was, now = compiled.matches(old), compiled.matches(new)
+        if was:
+            return ("update", None) if now else ("delete", "out")
+        return ("insert", "in") if now else None
+    if op == "truncate":
+        return ("truncate", None)
+    return None
+
+
+def project(row_json: str | None, select: tuple[str, ...] | None) -> str | None:
+    """The row's JSON with only the ``select`` columns, each member's text as the journal has it."""
+    if row_json is None or select is None:
+        return row_json
+    texts = member_texts(row_json)
+    members = (f"{json.dumps(name, ensure_ascii=False)}:{texts[name]}" for name in select if name in texts)
+    return "{" + ",".join(members) + "}"
+
+
+class _Wires:
+    """One event's encodings, made on first need, once per (event type, moved, select)."""
+
+    __slots__ = ("_cache", "event", "new", "old")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.new = read_row(event.row)
+        self.old = read_row(event.old)
+        self._cache: dict[tuple[str, str | None, tuple[str, ...] | None], bytes] = {}
+
+    def wire(self, change: tuple[str, str | None], select: tuple[str, ...] | None) -> bytes:
+        key = (change[0], change[1], select)
+        wire = self._cache.get(key)
+        if wire is None:
+            event = self.event
+            row, old = project(event.row, select), project(event.old, select)
+            wire = self._cache[key] = encode_change(event, change[0], change[1], row, old)
+        return wire
+
+
+def view_wire(view: View, event: Event) -> bytes | None:
+    """The bytes of ``event`` for one view (a replay's), or None if the view has no change."""
+    if event.table != view.table:
+        return None
+    wires = _Wires(event)
+    change = change_of(view.compiled, event.op, wires.new, wires.old)
+    if change is None or (change[0] not in view.on and change[0] != "truncate"):
+        return None
+    return wires.wire(change, view.select)
+
+
+@dataclass(eq=False)
+class Group:
+    """The subscribers of one view."""
+
+    view: View
+    subscribers: set[Subscriber] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class _Index:
+    """Groups filed under the key of one column's value (see :class:`~gateway.predicate.Equality`)."""
+
+    equality: Equality  # the first group's: its row_key reads the column for all
+    groups: dict[Key, set[Group]] = field(default_factory=dict)
+
+
+class _TableViews:
+    __slots__ = ("groups", "indexes", "unindexed")
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[object, ...], Group] = {}
+        self.indexes: dict[tuple[str, object], _Index] = {}  # (column, key function)
+        self.unindexed: set[Group] = set()
+
+    def add(self, group: Group) -> None:
+        equality = group.view.compiled.equality
+        if equality is None:
+            self.unindexed.add(group)
+            return
+        index = self.indexes.setdefault((equality.column, equality.key), _Index(equality))
+        for value in equality.values:  # in.() files it nowhere: it matches no row
+            index.groups.setdefault(value, set()).add(group)
+
+    def remove(self, group: Group) -> None:
+        equality = group.view.compiled.equality
+        if equality is None:
+            self.unindexed.discard(group)
+            return
+        index = self.indexes.get((equality.column, equality.key))
+        if index is None:
+            return
+        for value in equality.values:
+            bucket = index.groups.get(value)
+            if bucket is not None:
+                bucket.discard(group)
+                if not bucket:
+                    del index.groups[value]
+        if not index.groups:
+            del self.indexes[(equality.column, equality.key)]
+
+    def candidates(self, wires: _Wires) -> Iterable[Group]:
+        if wires.event.op == "truncate":
+            return self.groups.values()
+        if not self.indexes:
+            return self.unindexed
+        found: set[Group] = set(self.unindexed)
+        for index in self.indexes.values():
+            for row in (wires.new, wires.old):
+                if row is not None:
+                    key = index.equality.row_key(row)
+                    if key is not None:
+                        found.update(index.groups.get(key, ()))
+        return found
+
+
+class Views:
+    """Every filtered subscription of a hub, by table, grouped and indexed."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, _TableViews] = {}
+        self._group_of: dict[Subscriber, Group] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._group_of)
+
+    def __len__(self) -> int:
+        return len(self._group_of)
+
+    @property
+    def groups(self) -> int:
+        return sum(len(table.groups) for table in self._tables.values())
+
+    def add(self, sub: Subscriber, view: View) -> None:
+        table = self._tables.setdefault(view.table, _TableViews())
+        group = table.groups.get(view.identity)
+        if group is None:
+            group = table.groups[view.identity] = Group(view)
+            table.add(group)
+        group.subscribers.add(sub)
+        self._group_of[sub] = group
+
+    def remove(self, sub: Subscriber) -> None:
+        group = self._group_of.pop(sub, None)
+        if group is None:
+            return
+        group.subscribers.discard(sub)
+        if not group.subscribers:
+            view = group.view
+            table = self._tables[view.table]
+            del table.groups[view.identity]
+            table.remove(group)
+            if not table.groups:
+                del self._tables[view.table]
+
+    def view_of(self, sub: Subscriber) -> View | None:
+        group = self._group_of.get(sub)
+        return None if group is None else group.view
+
+    def deliver(self, events: list[Event], touched: list[Subscriber]) -> int:
+        """Offer a page to the views it changes; append who got something to ``touched``; return the deliveries."""
+        tables = self._tables
+        page: dict[Group, list[tuple[Event, bytes]]] = {}
+        for event in events:
+            table = tables.get(event.table) if event.table is not None else None
+            if table is None:
+                continue
+            wires = _Wires(event)
+            for group in table.candidates(wires):
+                view = group.view
+                change = change_of(view.compiled, event.op, wires.new, wires.old)
+                if change is None or (change[0] not in view.on and change[0] != "truncate"):
+                    continue
+                page.setdefault(group, []).append((event, wires.wire(change, view.select)))
+        deliveries = 0
+        for group, items in page.items():
+            joined: bytes | None = None
+            for sub in group.subscribers:
+                if sub.is_held or sub.is_filtering:
+                    for event, wire in items:
+                        sub.offer(event, wire)
+                else:
+                    if joined is None:
+                        joined = items[0][1] if len(items) == 1 else b"".join(wire for _, wire in items)
+                    sub.push(joined)
+                touched.append(sub)
+                deliveries += len(items)
+        return deliveries
