@@ -302,7 +302,7 @@ class Hub:
             self._position = max(self._position, events[-1].id)
         self._counters.events_read(len(events))
         views = self._views
-        if not matched and not views:
+        if not matched and not views.group_of:
             return
         touched: list[Subscriber] = []
         one_by_one: set[Subscriber] = set()
@@ -324,7 +324,7 @@ class Hub:
                     sub.offer(event, wire)
                     deliveries += 1
             touched.append(sub)
-        if views:
+        if views.group_of:
             deliveries += views.deliver(events, touched)
         self._counters.delivered(deliveries)
         self._flush(touched)

@@ -187,13 +187,12 @@ class Views:
 
     def __init__(self) -> None:
         self._tables: dict[str, _TableViews] = {}
-        self._group_of: dict[Subscriber, Group] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._group_of)
+        # Every filtered subscriber's group. A plain dict the hub tests for emptiness
+        # once per page: its topic path pays no call for views it does not have.
+        self.group_of: dict[Subscriber, Group] = {}
 
     def __len__(self) -> int:
-        return len(self._group_of)
+        return len(self.group_of)
 
     @property
     def groups(self) -> int:
@@ -206,10 +205,10 @@ class Views:
             group = table.groups[view.identity] = Group(view)
             table.add(group)
         group.subscribers.add(sub)
-        self._group_of[sub] = group
+        self.group_of[sub] = group
 
     def remove(self, sub: Subscriber) -> None:
-        group = self._group_of.pop(sub, None)
+        group = self.group_of.pop(sub, None)
         if group is None:
             return
         group.subscribers.discard(sub)
@@ -222,7 +221,7 @@ class Views:
                 del self._tables[view.table]
 
     def view_of(self, sub: Subscriber) -> View | None:
-        group = self._group_of.get(sub)
+        group = self.group_of.get(sub)
         return None if group is None else group.view
 
     def deliver(self, events: list[Event], touched: list[Subscriber]) -> int:
