@@ -20,6 +20,7 @@ table's events through the same view.
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -30,7 +31,7 @@ from .errors import ApiError, error_response_for
 from .grammar import GrammarError, SelectItem, parse_query
 from .predicate import compile_filters
 from .state import TABLES
-from .stream import parse_cursor, serve
+from .stream import MAX_TOPICS, parse_cursor, serve
 from .views import CHANGES, View
 
 # Parameters of the stream, not of the filter (the token, the cursor of a first connection).
@@ -39,7 +40,7 @@ _ON = re.compile(r"(insert|update|delete|truncate)(,(insert|update|delete|trunca
 _ON_HINT = "on=insert,update,delete,truncate (any of them); a column named on is filtered as on=eq.value"
 
 
-def parse_view(table: Table, params: list[tuple[str, str]]) -> View:
+def parse_view(table: Table, params: list[tuple[str, str]], label: int | None = None) -> View:
     """The view a query string asks for, compiled for ``table``; ApiError for a bad one."""
     on: set[str] | None = None
     rest: list[tuple[str, str]] = []
@@ -75,7 +76,7 @@ def parse_view(table: Table, params: list[tuple[str, str]]) -> View:
         )
     select = _select(table, query.select)
     compiled = compile_filters(table, query.filters)
-    return View(table.name, query.filters, compiled, select, frozenset(on) if on else frozenset(CHANGES))
+    return View(table.name, query.filters, compiled, select, frozenset(on) if on else frozenset(CHANGES), label)
 
 
 def _select(table: Table, items: tuple[SelectItem, ...] | None) -> tuple[str, ...] | None:
@@ -101,22 +102,62 @@ def _select(table: Table, items: tuple[SelectItem, ...] | None) -> tuple[str, ..
     return tuple(dict.fromkeys(names))
 
 
+def _table(request: web.Request, name: str) -> Table:
+    tables: dict[str, Table] = request.app[TABLES]
+    table = tables.get(name)
+    if table is None:
+        exposed = ", ".join(sorted(tables)) or "none"
+        raise ApiError(Code.UNKNOWN_TABLE, f"table {name!r} is not exposed; exposed: {exposed}")
+    return table
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     """Open a filtered stream: validate and compile, then stream as /events does."""
     try:
-        tables: dict[str, Table] = request.app[TABLES]
-        name = request.match_info["table"]
-        table = tables.get(name)
-        if table is None:
-            exposed = ", ".join(sorted(tables)) or "none"
-            raise ApiError(Code.UNKNOWN_TABLE, f"table {name!r} is not exposed; exposed: {exposed}")
+        table = _table(request, request.match_info["table"])
         cursor = parse_cursor(request)
         grant = grant_of(request)
         grant.require_read(table.name)
         view = parse_view(table, list(request.query.items()))
     except Exception as exc:
         return error_response_for(request, exc)
-    return await serve(request, grant, cursor, [], view)
+    return await serve(request, grant, cursor, [], (view,))
+
+
+async def events_of_views(request: web.Request) -> web.StreamResponse:
+    """``GET /events?view=<table>?<query>&view=...``: several filtered views on one connection.
+
+    Each ``view=`` value is what follows ``/events/`` in a filtered stream's URL,
+    encoded as one query value (``encodeURIComponent("todos?done=is.false")``). Each
+    event's data says which view it is for (``"view": 0`` for the first); an event
+    that changes several views comes once per view, in the order of the ``view=``
+    parameters, with its one id. Topics and views do not mix on one connection.
+    """
+    try:
+        if "topic" in request.query:
+            raise ApiError(
+                Code.PARSE_ERROR,
+                "a stream holds topics or views, not both",
+                hint="open one connection for ?topic=... and one for ?view=...",
+            )
+        texts = request.query.getall("view")
+        if len(texts) > MAX_TOPICS:
+            raise ApiError(Code.TOO_MANY_TOPICS, f"at most {MAX_TOPICS} views per connection, got {len(texts)}")
+        cursor = parse_cursor(request)
+        grant = grant_of(request)
+        views = []
+        for label, text in enumerate(texts):
+            name, _, query = text.partition("?")
+            table = _table(request, name)
+            grant.require_read(table.name)
+            try:
+                params = parse_qsl(query, keep_blank_values=True)
+            except ValueError as error:  # a bad escape the decoder cannot read
+                raise ApiError(Code.PARSE_ERROR, f"view={text} is not a query string: {error}") from None
+            views.append(parse_view(table, params, label))
+    except Exception as exc:
+        return error_response_for(request, exc)
+    return await serve(request, grant, cursor, [], tuple(views))
 
 
 def add_routes(app: web.Application) -> None:

@@ -248,9 +248,10 @@ class Hub:
         return sub
 
     def subscribe_view(
-        self, view: View, resuming: bool, on_end: Callable[[EndReason], None] | None = None
+        self, view: View | tuple[View, ...], resuming: bool, on_end: Callable[[EndReason], None] | None = None
     ) -> Subscriber:
-        """Register a filtered subscriber: from now on it receives ``view``'s changes (gateway.views)."""
+        """Register a filtered subscriber: from now on it receives the changes of ``view``
+        (or of each of several views, in event id order; gateway.views)."""
         sub = Subscriber(
             (),
             self._buffer_bound,
@@ -259,7 +260,7 @@ class Hub:
             on_end=on_end or (lambda _reason: self.unsubscribe(sub)),
         )
         self._subscribers.add(sub)
-        self._views.add(sub, view)
+        self._views.add(sub, view if isinstance(view, tuple) else (view,))
         if resuming:
             self._skipping.add(sub)
         return sub

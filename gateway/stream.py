@@ -87,6 +87,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     live it is handed over (gateway.live): the handler returns and the hub writes
     to the connection; the stream ends when the client leaves or the hub closes it.
     """
+    if "view" in request.query:
+        from .filtered import events_of_views  # it builds on this module
+
+        return await events_of_views(request)
     try:
         topics = parse_topics(request)
         cursor = parse_cursor(request)
@@ -99,9 +103,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def serve(
-    request: web.Request, grant: Grant, cursor: int | None, topics: list[str], view: View | None = None
+    request: web.Request, grant: Grant, cursor: int | None, topics: list[str], views: tuple[View, ...] = ()
 ) -> web.StreamResponse:
-    """Admit, subscribe (to ``topics``, or to ``view`` for a filtered stream), then stream.
+    """Admit, subscribe (to ``topics``, or to ``views`` for a filtered stream), then stream.
 
     The request is validated already (``grant`` allows what it asks for); what can
     still go wrong before the first stream byte (the stream limits) is answered as JSON.
@@ -112,7 +116,7 @@ async def serve(
     except Exception as exc:
         return error_response_for(request, exc)
     access_path = sys.intern(request.rel_url.raw_path) if request.app[SETTINGS].access_log else None
-    done = StreamEnd(request, topics, cursor is not None, limits, client, access_path, view)
+    done = StreamEnd(request, topics, cursor is not None, limits, client, access_path, views)
     sub, transport = done.sub, request.transport
     response = HubFedResponse()
     try:
@@ -133,7 +137,7 @@ async def serve(
             await response.write(encode_preamble(retry_ms, sub.start_position))
         else:
             await response.write(encode_preamble(retry_ms, None))
-            await _replay(request, response, done, cursor, topics, view)
+            await _replay(request, response, done, cursor, topics, views)
         if done.ended or transport.is_closing():
             return response
         response.detach()
@@ -182,7 +186,7 @@ class StreamEnd:
         limits: StreamLimits,
         client: str,
         access_path: str | None = None,
-        view: View | None = None,
+        views: tuple[View, ...] = (),
     ) -> None:
         self.hub = request.app[HUB]
         self.request: web.Request | None = request
@@ -198,8 +202,8 @@ class StreamEnd:
         self.sink: DirectSink | None = None
         self.sub: Subscriber = (
             self.hub.subscribe(topics, resuming=resuming, on_end=self)
-            if view is None
-            else self.hub.subscribe_view(view, resuming=resuming, on_end=self)
+            if not views
+            else self.hub.subscribe_view(views, resuming=resuming, on_end=self)
         )
 
     @property
@@ -251,12 +255,12 @@ async def _replay(
     done: StreamEnd,
     cursor: int,
     topics: list[str],
-    view: View | None = None,
+    views: tuple[View, ...] = (),
 ) -> None:
     """Send what the client missed since ``cursor``, then let the held live events through.
 
-    A filtered stream replays its table's events through its view (gateway.views), as
-    the hub delivers them live: the same filter, the same moves.
+    A filtered stream replays its tables' events through its views (gateway.views), as
+    the hub delivers them live: the same filters, the same moves.
 
     The journal reads it (gateway.journal.Replay: one snapshot, so a prune cannot
     delete rows out from under it). A client that stops reading for
@@ -266,17 +270,19 @@ async def _replay(
     hub = request.app[HUB]
     try:
         async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
-            replay = await Replay.begin(cur, cursor, topics if view is None else [view.table])
+            tables = list(dict.fromkeys(view.table for view in views))
+            replay = await Replay.begin(cur, cursor, tables if views else topics)
             if replay.refetch is not None:
                 refetch = replay.refetch
                 body = json.dumps({"reason": refetch.reason, "cursor": cursor, "resume_from": refetch.resume_from})
                 await _replay_write(response, hub, encode_message("refetch", body, event_id=refetch.resume_from))
             else:
                 async for page in replay.pages():
-                    if view is None:
+                    if not views:
                         data = b"".join(encode_event(event) for event in page)
                     else:
-                        data = b"".join(wire for wire in (view_wire(view, event) for event in page) if wire)
+                        wires = (view_wire(view, event) for event in page for view in views)
+                        data = b"".join(wire for wire in wires if wire)
                     if data:
                         await _replay_write(response, hub, data)
             await replay.end()

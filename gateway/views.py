@@ -54,10 +54,11 @@ class View:
     compiled: Compiled
     select: tuple[str, ...] | None = None  # None: every column
     on: frozenset[str] = frozenset(CHANGES)
+    label: int | None = None  # its place among a connection's views (``data.view``); None: the only one
 
     @property
     def identity(self) -> tuple[object, ...]:
-        return (self.table, self.filters, self.select, self.on)
+        return (self.table, self.filters, self.select, self.on, self.label)
 
 
 def change_of(compiled: Compiled, op: str, new: Any, old: Any) -> tuple[str, str | None] | None:
@@ -94,15 +95,16 @@ class _Wires:
         self.event = event
         self.new = read_row(event.row)
         self.old = read_row(event.old)
-        self._cache: dict[tuple[str, str | None, tuple[str, ...] | None], bytes] = {}
+        self._cache: dict[tuple[str, str | None, tuple[str, ...] | None, int | None], bytes] = {}
 
-    def wire(self, change: tuple[str, str | None], select: tuple[str, ...] | None) -> bytes:
-        key = (change[0], change[1], select)
+    def wire(self, change: tuple[str, str | None], view: View) -> bytes:
+        select = view.select
+        key = (change[0], change[1], select, view.label)
         wire = self._cache.get(key)
         if wire is None:
             event = self.event
             row, old = project(event.row, select), project(event.old, select)
-            wire = self._cache[key] = encode_change(event, change[0], change[1], row, old)
+            wire = self._cache[key] = encode_change(event, change[0], change[1], row, old, view.label)
         return wire
 
 
@@ -114,7 +116,7 @@ def view_wire(view: View, event: Event) -> bytes | None:
     change = change_of(view.compiled, event.op, wires.new, wires.old)
     if change is None or (change[0] not in view.on and change[0] != "truncate"):
         return None
-    return wires.wire(change, view.select)
+    return wires.wire(change, view)
 
 
 @dataclass(eq=False)
@@ -187,9 +189,10 @@ class Views:
 
     def __init__(self) -> None:
         self._tables: dict[str, _TableViews] = {}
-        # Every filtered subscriber's group. A plain dict the hub tests for emptiness
-        # once per page: its topic path pays no call for views it does not have.
-        self.group_of: dict[Subscriber, Group] = {}
+        # Every filtered subscriber's groups (one per view of its connection). A plain
+        # dict the hub tests for emptiness once per page: its topic path pays no call.
+        self.group_of: dict[Subscriber, tuple[Group, ...]] = {}
+        self._several: set[Subscriber] = set()  # holding more than one view
 
     def __len__(self) -> int:
         return len(self.group_of)
@@ -198,31 +201,35 @@ class Views:
     def groups(self) -> int:
         return sum(len(table.groups) for table in self._tables.values())
 
-    def add(self, sub: Subscriber, view: View) -> None:
-        table = self._tables.setdefault(view.table, _TableViews())
-        group = table.groups.get(view.identity)
-        if group is None:
-            group = table.groups[view.identity] = Group(view)
-            table.add(group)
-        group.subscribers.add(sub)
-        self.group_of[sub] = group
+    def add(self, sub: Subscriber, views: tuple[View, ...]) -> None:
+        groups = []
+        for view in views:
+            table = self._tables.setdefault(view.table, _TableViews())
+            group = table.groups.get(view.identity)
+            if group is None:
+                group = table.groups[view.identity] = Group(view)
+                table.add(group)
+            group.subscribers.add(sub)
+            groups.append(group)
+        self.group_of[sub] = tuple(groups)
+        if len(groups) > 1:
+            self._several.add(sub)
 
     def remove(self, sub: Subscriber) -> None:
-        group = self.group_of.pop(sub, None)
-        if group is None:
-            return
-        group.subscribers.discard(sub)
-        if not group.subscribers:
-            view = group.view
-            table = self._tables[view.table]
-            del table.groups[view.identity]
-            table.remove(group)
-            if not table.groups:
-                del self._tables[view.table]
+        groups = self.group_of.pop(sub, ())
+        self._several.discard(sub)
+        for group in groups:
+            group.subscribers.discard(sub)
+            if not group.subscribers:
+                view = group.view
+                table = self._tables[view.table]
+                del table.groups[view.identity]
+                table.remove(group)
+                if not table.groups:
+                    del self._tables[view.table]
 
-    def view_of(self, sub: Subscriber) -> View | None:
-        group = self.group_of.get(sub)
-        return None if group is None else group.view
+    def views_of(self, sub: Subscriber) -> tuple[View, ...]:
+        return tuple(group.view for group in self.group_of.get(sub, ()))
 
     def deliver(self, events: list[Event], touched: list[Subscriber]) -> int:
         """Offer a page to the views it changes; append who got something to ``touched``; return the deliveries."""
@@ -238,11 +245,17 @@ class Views:
                 change = change_of(view.compiled, event.op, wires.new, wires.old)
                 if change is None or (change[0] not in view.on and change[0] != "truncate"):
                     continue
-                page.setdefault(group, []).append((event, wires.wire(change, view.select)))
+                page.setdefault(group, []).append((event, wires.wire(change, view)))
         deliveries = 0
+        several = self._several
+        merged: dict[Subscriber, list[tuple[int, int, Event, bytes]]] = {}
         for group, items in page.items():
             joined: bytes | None = None
+            label = group.view.label or 0
             for sub in group.subscribers:
+                if several and sub in several:  # its views' events, merged below: by id, then view
+                    merged.setdefault(sub, []).extend((event.id, label, event, wire) for event, wire in items)
+                    continue
                 if sub.is_held or sub.is_filtering:
                     for event, wire in items:
                         sub.offer(event, wire)
@@ -252,4 +265,14 @@ class Views:
                     sub.push(joined)
                 touched.append(sub)
                 deliveries += len(items)
+        for sub, entries in merged.items():
+            entries.sort(key=_id_and_view)
+            for _, _, event, wire in entries:
+                sub.offer(event, wire)
+            touched.append(sub)
+            deliveries += len(entries)
         return deliveries
+
+
+def _id_and_view(entry: tuple[int, int, Event, bytes]) -> tuple[int, int]:
+    return entry[0], entry[1]

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import jwt
 import psycopg2
@@ -164,6 +165,32 @@ async def test_a_bad_filter_is_a_json_error_naming_what_is_wrong(
     assert set(body) == {"code", "message", "details", "hint"}
     assert body["code"] == code
     assert words in body["message"] + (body["details"] or ""), body
+
+
+async def test_several_views_share_one_connection_in_id_order(gateway: RunningGateway) -> None:
+    views = "view=" + quote("todos?done=is.false") + "&view=" + quote("todos?title=eq.x&select=id,title")
+    client = SSEClient(gateway.http, f"{gateway.url}/events?{views}")
+    await client.connected()
+    x = await add(gateway, "x")
+    await add(gateway, "y")
+    await gateway.sql("UPDATE todos SET done = true WHERE id = %s", (x,))
+    events = await client.take(4)
+    assert [(e.type, e.json["view"], e.json["row"]["title"]) for e in events] == [
+        ("insert", 0, "x"),
+        ("insert", 1, "x"),
+        ("insert", 0, "y"),
+        ("delete", 0, "x"),  # moved out of view 0; still in view 1:
+    ] and events[0].id == events[1].id
+    update = await client.next()
+    assert (update.type, update.json["view"], update.json["row"]) == ("update", 1, {"id": x, "title": "x"})
+    await client.close()
+    resumed = SSEClient(gateway.http, f"{gateway.url}/events?{views}", headers={"Last-Event-ID": events[0].id})
+    await resumed.connected()
+    replayed = await resumed.take(3)
+    assert [(e.type, e.json["view"]) for e in replayed] == [("insert", 0), ("delete", 0), ("update", 1)]
+    await resumed.close()
+    async with gateway.http.get(f"{gateway.url}/events?topic=todos&{views}") as resp:
+        assert resp.status == 400 and "not both" in (await resp.json())["message"]
 
 
 @contextlib.asynccontextmanager

@@ -181,3 +181,19 @@ def test_a_held_view_subscriber_gets_its_events_after_the_replay() -> None:
     sub.go_live(Snapshot.parse("1:1:"))  # the replay saw nothing of these
     hub.attach(sub, sinks.sink(0))
     assert sinks.got[0][0].count(b"event: insert") == 1
+
+
+def test_a_connection_with_several_views_gets_events_in_id_order_labelled() -> None:
+    hub, sinks = Hub(10**6), Sinks()
+    first = make_view("owner=eq.2")
+    views = (View("todos", first.filters, first.compiled, None, first.on, 0), make_view("owner=eq.1"))
+    views = (views[0], View("todos", views[1].filters, views[1].compiled, None, views[1].on, 1))
+    sub = hub.subscribe_view(views, resuming=False)
+    hub.attach(sub, sinks.sink(0))
+    hub.publish([event(1, "insert", row(1, 1)), event(2, "insert", row(2, 2)), event(3, "insert", row(3, 1))])
+    data = b"".join(sinks.got[0]).decode()
+    ids = [line for line in data.splitlines() if line.startswith("id: ")]
+    assert ids == ["id: 1", "id: 2", "id: 3"]
+    assert data.count('"view":1') == 2 and data.count('"view":0') == 1
+    hub.unsubscribe(sub)
+    assert hub.statistics().view_groups == 0
