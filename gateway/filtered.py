@@ -24,11 +24,11 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from .auth import grant_of
+from .auth import Grant, grant_of
 from .catalog import Table
 from .codes import Code
 from .errors import ApiError, error_response_for
-from .grammar import GrammarError, SelectItem, parse_query
+from .grammar import Filter, GrammarError, SelectItem, parse_filters, parse_query
 from .predicate import compile_filters
 from .state import TABLES
 from .stream import MAX_TOPICS, parse_cursor, serve
@@ -40,8 +40,45 @@ _ON = re.compile(r"(insert|update|delete|truncate)(,(insert|update|delete|trunca
 _ON_HINT = "on=insert,update,delete,truncate (any of them); a column named on is filtered as on=eq.value"
 
 
-def parse_view(table: Table, params: list[tuple[str, str]], label: int | None = None) -> View:
-    """The view a query string asks for, compiled for ``table``; ApiError for a bad one."""
+def rows_claim(grant: Grant, table: Table) -> tuple[Filter, ...]:
+    """The token's ``rows`` filter for ``table`` (``{"rows": {"todos": "owner=eq.u1"}}``), () if none.
+
+    It narrows what ``topics`` grant: a stream of the table sees only rows inside it
+    (ANDed with the stream's own filter, in replays too; a row an update takes out of
+    it arrives as a delete). A claim that is not an object of filter strings, or a
+    filter the hub cannot evaluate, refuses the request: the token is at fault, and
+    guessing could leak rows.
+    """
+    rows = grant.claims.get("rows") if grant.claims is not None else None
+    if rows is None:
+        return ()
+    text = rows.get(table.name) if isinstance(rows, dict) else None
+    if text is None and isinstance(rows, dict):
+        return ()
+    if not isinstance(text, str):
+        raise ApiError(
+            Code.INVALID_CLAIMS, 'the token\'s rows claim must map tables to filters: {"todos": "owner=eq.me"}'
+        )
+    try:
+        filters = parse_filters(text)
+        compile_filters(table, filters)
+    except GrammarError as error:
+        raise ApiError(
+            Code.INVALID_CLAIMS,
+            f"the token's rows filter for {table.name!r} is not PostgREST's grammar: {error.message}",
+        ) from None
+    except ApiError as error:
+        raise ApiError(
+            Code.FORBIDDEN, f"the token's rows filter for {table.name!r} cannot be applied here: {error.message}"
+        ) from None
+    return filters
+
+
+def parse_view(
+    table: Table, params: list[tuple[str, str]], label: int | None = None, narrowed: tuple[Filter, ...] = ()
+) -> View:
+    """The view a query string asks for, compiled for ``table`` (ANDed with ``narrowed``,
+    the token's rows filter); ApiError for a bad one."""
     on: set[str] | None = None
     rest: list[tuple[str, str]] = []
     for key, value in params:
@@ -75,8 +112,9 @@ def parse_view(table: Table, params: list[tuple[str, str]], label: int | None = 
             hint="a stream takes filters, select= and on=; GET /api/<table> takes order, limit and offset",
         )
     select = _select(table, query.select)
-    compiled = compile_filters(table, query.filters)
-    return View(table.name, query.filters, compiled, select, frozenset(on) if on else frozenset(CHANGES), label)
+    filters = query.filters + narrowed
+    compiled = compile_filters(table, filters)
+    return View(table.name, filters, compiled, select, frozenset(on) if on else frozenset(CHANGES), label)
 
 
 def _select(table: Table, items: tuple[SelectItem, ...] | None) -> tuple[str, ...] | None:
@@ -118,7 +156,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         cursor = parse_cursor(request)
         grant = grant_of(request)
         grant.require_read(table.name)
-        view = parse_view(table, list(request.query.items()))
+        view = parse_view(table, list(request.query.items()), narrowed=rows_claim(grant, table))
     except Exception as exc:
         return error_response_for(request, exc)
     return await serve(request, grant, cursor, [], (view,))
@@ -154,7 +192,7 @@ async def events_of_views(request: web.Request) -> web.StreamResponse:
                 params = parse_qsl(query, keep_blank_values=True)
             except ValueError as error:  # a bad escape the decoder cannot read
                 raise ApiError(Code.PARSE_ERROR, f"view={text} is not a query string: {error}") from None
-            views.append(parse_view(table, params, label))
+            views.append(parse_view(table, params, label, rows_claim(grant, table)))
     except Exception as exc:
         return error_response_for(request, exc)
     return await serve(request, grant, cursor, [], tuple(views))

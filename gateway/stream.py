@@ -97,9 +97,30 @@ async def events(request: web.Request) -> web.StreamResponse:
         grant = grant_of(request)
         for topic in topics:
             grant.require_read(topic)
+        _require_unnarrowed(grant, topics)
     except Exception as exc:
         return error_response_for(request, exc)
     return await serve(request, grant, cursor, topics)
+
+
+def _require_unnarrowed(grant: Grant, topics: list[str]) -> None:
+    """A table the token's ``rows`` claim names is readable only through its filter:
+    not as a table or row topic (refused rather than sent unfiltered)."""
+    rows = grant.claims.get("rows") if grant.claims is not None else None
+    if not rows:
+        return
+    if not isinstance(rows, dict):
+        raise ApiError(
+            Code.INVALID_CLAIMS, 'the token\'s rows claim must map tables to filters: {"todos": "owner=eq.me"}'
+        )
+    for topic in topics:
+        table = topic.partition("/")[0]
+        if table in rows:
+            raise ApiError(
+                Code.FORBIDDEN,
+                f"the token reads {table!r} only through its rows filter, not as topic {topic!r}",
+                hint=f"subscribe to /events/{table} (with a filter of your own, if any): the token's filter applies",
+            )
 
 
 async def serve(

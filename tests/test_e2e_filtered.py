@@ -234,3 +234,42 @@ async def test_the_token_must_grant_the_table(database: str) -> None:
         await add(gw, "granted")
         assert seen(await client.next()) == ("insert", "insert", None, "granted")
         await client.close()
+
+
+async def test_the_tokens_rows_claim_narrows_every_stream_of_its_table(database: str) -> None:
+    async with start_gateway(database, jwt_secret=SECRET) as gw:
+
+        def bearer(**claims: object) -> dict[str, str]:
+            token = jwt.encode({"exp": time.time() + 3600, **claims}, SECRET, algorithm="HS256")
+            return {"Authorization": f"Bearer {token}"}
+
+        mine = bearer(topics=["todos", "chat"], rows={"todos": "title=like.mine*"})
+        client = await view(gw, "done=is.false", headers=mine)
+        a = await add(gw, "mine a")
+        await add(gw, "theirs")  # outside the token's filter: never sent
+        await gw.sql("UPDATE todos SET title = 'given away' WHERE id = %s", (a,))  # leaves it: a delete
+        await add(gw, "mine b", done=True)  # outside the client's own filter
+        await add(gw, "mine c")
+        assert [seen(e) for e in await client.take(3)] == [
+            ("insert", "insert", None, "mine a"),
+            ("delete", "update", "out", "given away"),
+            ("insert", "insert", None, "mine c"),
+        ]
+        first_id = (await gw.sql("SELECT min(id) FROM gateway.journal"))[0][0]
+        replay = await view(gw, "", headers={**mine, "Last-Event-ID": str(int(first_id) - 1)})  # type: ignore[call-overload]
+        assert [seen(e)[3] for e in await replay.take(4)] == ["mine a", "given away", "mine b", "mine c"]
+        for path in ("/events?topic=todos", "/events?topic=todos/1"):
+            async with gw.http.get(gw.url + path, headers=mine) as resp:
+                assert resp.status == 403
+                assert "rows filter" in (await resp.json())["message"]
+        async with gw.http.get(gw.url + "/events?topic=chat", headers=mine) as resp:
+            assert resp.status == 200  # publish topics keep today's grants
+        for bad in ({"rows": "title=eq.x"}, {"rows": {"todos": 5}}, {"rows": {"todos": "title=eqq.x"}}):
+            async with gw.http.get(gw.url + "/events/todos", headers=bearer(topics=["todos"], **bad)) as resp:
+                assert resp.status == 401, bad
+        async with gw.http.get(
+            gw.url + "/events/todos", headers=bearer(topics=["todos"], rows={"todos": "title=match.x"})
+        ) as resp:
+            assert resp.status == 403
+        await client.close()
+        await replay.close()
