@@ -6,8 +6,10 @@ filter (compiled by gateway.predicate), the columns of ``row`` and ``old`` it wa
 the filtered view, not the change to the table: an update whose old row matched and
 whose new row does not is a ``delete`` with ``"moved":"out"``, one whose new row
 matches and whose old row did not an ``insert`` with ``"moved":"in"``; ``data.op``
-stays ``update``. A TRUNCATE reaches every view of its table as ``truncate``,
-whatever its ``on``. :func:`change_of` is that rule, as a pure function.
+stays ``update``. A move out carries the old row and ``"row": null``, a move in the
+new row and ``"old": null``: a view never shows a row outside its filter. A TRUNCATE
+reaches every view of its table as ``truncate``, whatever its ``on``. :func:`change_of`
+is that rule, as a pure function.
 
 Cost grows with matches, not with subscribers (issue 12, item 4):
 
@@ -102,8 +104,11 @@ class _Wires:
         key = (change[0], change[1], select, view.label)
         wire = self._cache.get(key)
         if wire is None:
-            event = self.event
-            row, old = project(event.row, select), project(event.old, select)
+            event, moved = self.event, change[1]
+            # A view never shows a row outside its filter (with a rows claim: one the
+            # token may not read): a move out has no new row, a move in no old one.
+            row = None if moved == "out" else project(event.row, select)
+            old = None if moved == "in" else project(event.old, select)
             wire = self._cache[key] = encode_change(event, change[0], change[1], row, old, view.label)
         return wire
 
