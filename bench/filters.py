@@ -40,7 +40,7 @@ from gateway.hub import Hub, Subscriber
 from gateway.journal import Event
 from gateway.predicate import compile_filters, read_row
 from gateway.sse import encode_change
-from gateway.views import CHANGES, View, change_of, project
+from gateway.views import ALL_CHANGES, View, change_of, project
 
 
 def _column(name: str, base: str) -> Column:
@@ -61,7 +61,7 @@ TODOS = Table(
 
 def view(query: str) -> View:
     filters = parse_filters(query)
-    return View("todos", filters, compile_filters(TODOS, filters), None, frozenset(CHANGES))
+    return View("todos", filters, compile_filters(TODOS, filters), None, ALL_CHANGES)
 
 
 class Baseline:

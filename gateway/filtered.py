@@ -32,7 +32,7 @@ from .grammar import Filter, GrammarError, SelectItem, parse_filters, parse_quer
 from .predicate import compile_filters
 from .state import TABLES
 from .stream import MAX_TOPICS, parse_cursor, serve
-from .views import CHANGES, View
+from .views import ALL_CHANGES, View
 
 # Parameters of the stream, not of the filter (the token, the cursor of a first connection).
 STREAM_PARAMS = frozenset({"lastEventId", "access_token"})
@@ -114,7 +114,7 @@ def parse_view(
     select = _select(table, query.select)
     filters = query.filters + narrowed
     compiled = compile_filters(table, filters)
-    return View(table.name, filters, compiled, select, frozenset(on) if on else frozenset(CHANGES), label)
+    return View(table.name, filters, compiled, select, frozenset(on) if on else ALL_CHANGES, label)
 
 
 def _select(table: Table, items: tuple[SelectItem, ...] | None) -> tuple[str, ...] | None:

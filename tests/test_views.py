@@ -13,7 +13,7 @@ from gateway.grammar import parse_filters
 from gateway.hub import Hub
 from gateway.journal import Event
 from gateway.predicate import compile_filters
-from gateway.views import CHANGES, View, change_of, project
+from gateway.views import ALL_CHANGES, View, change_of, project
 
 C = Collation("C", "c", "C", True, True, True)
 
@@ -48,7 +48,7 @@ TODOS = Table(
 )
 
 
-def make_view(query: str, select: tuple[str, ...] | None = None, on: frozenset[str] = frozenset(CHANGES)) -> View:
+def make_view(query: str, select: tuple[str, ...] | None = None, on: frozenset[str] = ALL_CHANGES) -> View:
     filters = parse_filters(query)
     return View("todos", filters, compile_filters(TODOS, filters), select, on)
 
