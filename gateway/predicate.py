@@ -46,11 +46,14 @@ What is evaluated here, by the column's base type (a domain's is its base's):
 * ``is.null``/``is.not_null`` on any column but json, jsonb and composite ones (in
   the row's JSON a SQL null and a JSON ``null``, or a row of nulls, look alike).
 * ``is.true``/``is.false``/``is.unknown`` on booleans.
+* ``eq``, ``gt``, ``gte``, ``lt``, ``lte``, ``like``, ``ilike`` with ``(any)``/``(all)``
+  (``id=eq(any).{1,2}``): a one-dimensional array literal read as array_in reads it
+  (quotes, backslashes, ``NULL``), each element a value as above.
 
 Refused here (``unsupported_filter``, 400; the hint says what to write instead):
 ``match``/``imatch`` (POSIX regular expressions in Postgres' dialect, not Python's),
 the full-text operators, the range and array operators (``cs``, ``cd``, ``ov``, ``sl``,
-``sr``, ``nxr``, ``nxl``, ``adj``), ``any``/``all`` quantifiers, JSON paths
+``sr``, ``nxr``, ``nxl``, ``adj``), JSON paths
 (``data->>key``), ordering text under any other collation (``en_US``, ICU, libc's
 ``C.UTF-8`` whose order depends on the C library's version), ``ilike`` under a
 collation whose ``lower()`` is not ASCII's, nondeterministic collations, and every
@@ -161,7 +164,13 @@ def compile_filters(table: Table, filters: Sequence[Filter]) -> Compiled:
     tests = [_compile(table, f) for f in filters]
     equality = None
     for f in filters:
-        if isinstance(f, Condition) and not f.negated and f.op in (Operator.EQ, Operator.IN) and not f.field.path:
+        if (
+            isinstance(f, Condition)
+            and not f.negated
+            and f.op in (Operator.EQ, Operator.IN)
+            and f.quantifier is None
+            and not f.field.path
+        ):
             column = table.columns[f.field.column]
             kind = _kind(table, column, f)
             values = (f.value,) if isinstance(f.value, str) else f.value
@@ -262,7 +271,7 @@ def _condition(table: Table, c: Condition) -> Test:
     if op in _FOR_SQL:
         raise _refuse(name, op, _FOR_SQL[op])
     if c.quantifier is not None:
-        raise _refuse(name, f"{op}({c.quantifier})", "any/all quantifiers are not evaluated by the hub", _HINT)
+        return _quantified(table, column, c)
     if op is Operator.IS:
         assert isinstance(c.value, IsValue)
         return _is(column, c.value)
@@ -282,6 +291,123 @@ def _condition(table: Table, c: Condition) -> Test:
         assert isinstance(c.value, str)
         return _like(column, kind, op, c.value)
     raise _refuse(name, op, "range and array operators are not evaluated by the hub")
+
+
+def _quantified(table: Table, column: Column, c: Condition) -> Test:
+    """``col=eq(any).{a,b}``: ``col = ANY('{a,b}')`` (``all``: ALL), the array literal read as
+    Postgres' array_in reads it, each element as the operator's value; a NULL element
+    is unknown. ``ANY`` of no element is false and ``ALL`` true, whatever the row."""
+    assert isinstance(c.value, str) and c.quantifier is not None
+    op, every = c.op, c.quantifier == "all"
+    kind = _kind(table, column, c)  # the operator must suit the column even with no element to compare
+    if op in _ORDERING and not kind.ordered:
+        raise _refuse(column.name, op, _unordered_reason(column, kind), "filter this column with eq, neq, in or like")
+    if op in (Operator.LIKE, Operator.ILIKE):
+        _like(column, kind, op, "")
+    text = like_pattern(c.value) if op in (Operator.LIKE, Operator.ILIKE) else c.value  # as PostgREST writes it
+    try:
+        elements = _array_elements(text)
+    except _BadValue as bad:
+        raise ApiError(
+            Code.BAD_VALUE, bad.message, details=f"the {op}({c.quantifier}) value for column {column.name!r}"
+        ) from None
+    tests = [None if element is None else _condition(table, Condition(c.field, op, element)) for element in elements]
+
+    def test(row: Row) -> Truth:
+        if not tests:
+            return every
+        answer: Truth = every
+        for t in tests:
+            value = None if t is None else t(row)
+            if value is None:
+                answer = None
+            elif value is not every:
+                return value
+        return answer
+
+    return test
+
+
+_ARRAY_SPACE = " \t\n\v\f\r"
+
+
+def _array_elements(text: str) -> list[str | None]:
+    """The elements of a one-dimensional array literal (``{a,"b c",NULL}``), as array_in reads them."""
+    s, n = text, len(text)
+
+    def bad() -> _BadValue:
+        return _BadValue(f'malformed array literal: "{text}"')
+
+    def skip(i: int) -> int:
+        while i < n and s[i] in _ARRAY_SPACE:
+            i += 1
+        return i
+
+    i = skip(0)
+    if i >= n or s[i] != "{":
+        raise bad()
+    items: list[str | None] = []
+    i = skip(i + 1)
+    if i < n and s[i] == "}":
+        i += 1
+    else:
+        while True:
+            i = skip(i)
+            if i >= n:
+                raise bad()
+            buf: list[str] = []
+            if s[i] == '"':
+                i += 1
+                while True:
+                    if i >= n:
+                        raise bad()
+                    ch = s[i]
+                    if ch == "\\":
+                        if i + 1 >= n:
+                            raise bad()
+                        buf.append(s[i + 1])
+                        i += 2
+                    elif ch == '"':
+                        i += 1
+                        break
+                    else:
+                        buf.append(ch)
+                        i += 1
+                items.append("".join(buf))
+                i = skip(i)
+            else:
+                plain, kept = True, 0  # kept: the length up to the last escaped or non-space character
+                while i < n and s[i] not in ",}":
+                    ch = s[i]
+                    if ch in '{"':
+                        raise bad()  # a nested array or a stray quote: not for the hub
+                    if ch == "\\":
+                        if i + 1 >= n:
+                            raise bad()
+                        buf.append(s[i + 1])
+                        i += 2
+                        plain, kept = False, len(buf)
+                    else:
+                        buf.append(ch)
+                        i += 1
+                        if ch not in _ARRAY_SPACE:
+                            kept = len(buf)
+                element = "".join(buf[:kept])
+                if not element:
+                    raise bad()
+                items.append(None if plain and element.isascii() and element.lower() == "null" else element)
+            if i >= n:
+                raise bad()
+            if s[i] == ",":
+                i += 1
+                continue
+            if s[i] == "}":
+                i += 1
+                break
+            raise bad()
+    if skip(i) != n:
+        raise bad()
+    return items
 
 
 def _unordered_reason(column: Column, kind: _Kind) -> str:

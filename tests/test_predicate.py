@@ -143,7 +143,8 @@ def _sql(f: Filter) -> tuple[sql.Composable, list[Any]]:
         else:
             assert isinstance(f.value, str)
             value = like_pattern(f.value) if f.op in (Operator.LIKE, Operator.ILIKE) else f.value
-            joined, flat = column + sql.SQL(f" {_SQL_OPS[f.op]} %s"), [value]
+            operand = "%s" if f.quantifier is None else f"{f.quantifier.upper()}(%s)"
+            joined, flat = column + sql.SQL(f" {_SQL_OPS[f.op]} {operand}"), [value]
     return (sql.SQL("(NOT ") + joined + sql.SQL(")") if f.negated else joined), flat
 
 
@@ -241,6 +242,18 @@ CASES: list[tuple[str, dict[str, str | None], bool | None]] = [
     ("i4=isdistinct.5", {"i4": None}, True),
     ("i4=not.isdistinct.5", {"i4": "5"}, True),
     ("i4=isdistinct.5", {"i4": "5"}, False),
+    ("i4=eq(any).{1,5}", {"i4": "5"}, True),
+    ("i4=eq(any).{1,NULL}", {"i4": "5"}, None),
+    ("i4=eq(any).{}", {"i4": None}, False),
+    ("i4=eq(all).{}", {"i4": None}, True),
+    ("i4=gt(all).{1, 2 ,3}", {"i4": "5"}, True),
+    ("i4=gt(all).{1,NULL}", {"i4": "0"}, False),
+    ('t=eq(any).{"a,b","c\\"d",null}', {"t": 'c"d'}, True),
+    ('t=eq(any).{"NULL"}', {"t": "NULL"}, True),
+    ("t=like(any).{a*,*z}", {"t": "xyz"}, True),
+    ("t=like(all).{a*,*z}", {"t": "abz"}, True),
+    ("t=ilike(any).{A*}", {"t": "abc"}, True),
+    ("ts=lt(any).{2026-01-01T00:00:00Z}", {"ts": "2025-12-31 23:59:59Z"}, True),
     ("dt=is.null", {"dt": "2026-01-01"}, False),
     ("dt=not.is.null", {"dt": "2026-01-01"}, True),
 ]
@@ -268,7 +281,9 @@ REFUSED: list[tuple[str, str, str]] = [
     ("t=fts(english).a", "unsupported_filter", "full-text"),
     ("j=cs.{}", "unsupported_filter", "jsonb"),
     ("j->>a=eq.1", "unsupported_filter", "JSON paths"),
-    ("t=eq(any).{a,b}", "unsupported_filter", "quantifiers"),
+    ("t=eq(any).{a,{b}}", "22P02", "malformed array literal"),
+    ("i4=eq(any).{1,,2}", "22P02", "malformed array literal"),
+    ("i4=eq(all).{1,x}", "22P02", "integer"),
     ("dt=eq.2026-01-01", "unsupported_filter", "date"),
     ("j=is.null", "unsupported_filter", "json null"),
     ("t=is.true", "unsupported_filter", "boolean"),
@@ -398,7 +413,7 @@ def conditions(draw: st.DrawFn) -> Condition:
     column = draw(st.sampled_from([c for c in COLUMNS if c in VALUES]))
     pool = VALUES[column]
     negated = draw(st.booleans())
-    kind = draw(st.sampled_from(["compare", "in", "is", "isdistinct", "like"]))
+    kind = draw(st.sampled_from(["compare", "in", "is", "isdistinct", "like", "quantified"]))
     op: Operator
     value: str | tuple[str, ...] | IsValue
     if kind == "compare":
@@ -409,10 +424,25 @@ def conditions(draw: st.DrawFn) -> Condition:
         op, value = Operator.IS, draw(st.sampled_from(list(IsValue)))
     elif kind == "isdistinct":
         op, value = Operator.ISDISTINCT, draw(pool)
-    else:
+    elif kind == "like":
         op = draw(st.sampled_from([Operator.LIKE, Operator.ILIKE]))
         value = draw(st.text(alphabet="aAbzZ_%*\\éÉİ", max_size=4) if column in TEXTUAL else pool)
+    else:
+        op = draw(st.sampled_from([*OPS[:1], *OPS[2:], Operator.LIKE, Operator.ILIKE]))
+        like = op in (Operator.LIKE, Operator.ILIKE)
+        elements = st.text(alphabet="aAbz_%*\\é", max_size=3) if like and column in TEXTUAL else pool
+        items = draw(st.lists(st.none() | elements, max_size=3))
+        value = "{" + ",".join("NULL" if i is None else _quoted(i, draw(st.booleans())) for i in items) + "}"
+        quantifier = draw(st.sampled_from(["any", "all"]))
+        return Condition(Field(column), op, value, negated, quantifier)
     return Condition(Field(column), op, value, negated)
+
+
+def _quoted(element: str, plain: bool) -> str:
+    """An array literal's element: bare when it needs no quotes (and plain is drawn), else quoted."""
+    if plain and element and all(ch.isalnum() or ch in "-+.:" for ch in element) and element.lower() != "null":
+        return element
+    return '"' + element.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def trees() -> st.SearchStrategy[Filter]:
