@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import health, inspector, metrics, publish, rest, rpc, stream
+from . import filtered, health, inspector, metrics, publish, rest, rpc, stream
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .aiohttp_adapter import LINGER, GatewayRunner
 from .auth import Authenticator, authenticate
@@ -141,7 +141,9 @@ def create_app(settings: Settings, dsn: str, group: Group | None = None) -> web.
     With ``group`` (a worker of ``--workers N``) its counters and stream limits are
     the group's, kept in shared memory (gateway.group)."""
     app = web.Application(
-        middlewares=[json_errors(guards=(start_timer, preflight, authenticate), streams=(stream.events,))],
+        middlewares=[
+            json_errors(guards=(start_timer, preflight, authenticate), streams=(stream.events, filtered.events))
+        ],
         client_max_size=settings.max_body,
     )
     counted = app[METRICS] = Metrics() if group is None else group.metrics()
@@ -183,6 +185,7 @@ def create_app(settings: Settings, dsn: str, group: Group | None = None) -> web.
     app.on_shutdown.append(_end_streams)
     stream.add_routes(app)
     publish.add_routes(app)  # POST /events/publish: a plain path, before any /events/<table>
+    filtered.add_routes(app)
     rpc.add_routes(app)  # before rest's: /api/rpc/<function> is not /api/<table>/<pk>
     rest.add_routes(app)
     add_openapi_routes(app)  # GET /api/ and /api: the OpenAPI document

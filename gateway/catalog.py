@@ -24,6 +24,10 @@ WITH RECURSIVE d(oid, base) AS (
 
 # b: the column's base type; e: the base type of an array's elements, and el.typdelim
 # the character between them in an array literal (";" for box, "," for the others).
+# Then an enum's labels in their order, and the facts of the column's collation that
+# decide whether Python can compare its text as Postgres does (see gateway.predicate):
+# the default collation (oid 100) is the database's. Columns that differ between
+# versions are read through to_jsonb (datlocprovider since 15, colllocale since 17).
 _COLUMNS = f"""
 SELECT a.attname,
        format_type(a.atttypid, a.atttypmod),
@@ -34,7 +38,16 @@ SELECT a.attname,
        coalesce(el.typdelim, ','),
        a.attnotnull,
        a.atthasdef OR a.attidentity <> '',
-       a.attidentity = 'a' OR a.attgenerated <> ''
+       a.attidentity = 'a' OR a.attgenerated <> '',
+       (SELECT array_agg(x.enumlabel::text ORDER BY x.enumsortorder) FROM pg_enum x WHERE x.enumtypid = b.oid),
+       co.collname,
+       CASE WHEN co.oid = 100 THEN coalesce(db.d ->> 'datlocprovider', 'c') ELSE to_jsonb(co) ->> 'collprovider' END,
+       CASE WHEN co.oid = 100 THEN db.d ->> 'datcollate' ELSE to_jsonb(co) ->> 'collcollate' END,
+       CASE WHEN co.oid = 100 THEN db.d ->> 'datctype' ELSE to_jsonb(co) ->> 'collctype' END,
+       CASE WHEN co.oid = 100 THEN coalesce(db.d ->> 'datlocale', db.d ->> 'daticulocale')
+            ELSE coalesce(to_jsonb(co) ->> 'colllocale', to_jsonb(co) ->> 'colliculocale') END,
+       coalesce((to_jsonb(co) ->> 'collisdeterministic')::boolean, true),
+       db.encoding
   FROM pg_attribute a
   JOIN pg_type t ON t.oid = a.atttypid
   CROSS JOIN LATERAL ({_BASE_TYPE.format("t")}) AS bt
@@ -42,6 +55,9 @@ SELECT a.attname,
   LEFT JOIN pg_type el ON el.oid = b.typelem AND b.typcategory = 'A'
   LEFT JOIN LATERAL ({_BASE_TYPE.format("el")}) AS et ON true
   LEFT JOIN pg_type e ON e.oid = et.oid
+  LEFT JOIN pg_collation co ON co.oid = a.attcollation
+  CROSS JOIN (SELECT to_jsonb(d) AS d, pg_encoding_to_char(d.encoding) AS encoding
+                FROM pg_database d WHERE d.datname = current_database()) db
  WHERE a.attrelid = %(table)s::regclass AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum
 """
@@ -103,6 +119,52 @@ def placeholder_safe(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Collation:
+    """A text column's collation, as far as comparing its values outside Postgres goes.
+
+    ``codepoint_order``: the collation sorts by code point, as Python compares ``str``
+    (libc's C and POSIX, the builtin provider's C and C.UTF-8, in a UTF8 database:
+    UTF-8's byte order is code point order). ``ascii_case``: ``lower()``, and so
+    ``ilike``, fold only A-Z (libc's C and POSIX ctype, builtin C). ``deterministic``:
+    equal means byte-equal (false only for ICU collations made nondeterministic).
+    """
+
+    name: str  # as in COLLATE "name"; "default" for the database's
+    provider: str  # "c" libc, "i" ICU, "b" builtin
+    locale: str  # its LC_COLLATE, or the ICU/builtin locale
+    deterministic: bool
+    codepoint_order: bool
+    ascii_case: bool
+
+
+_C_LOCALES = ("C", "POSIX")
+
+
+def collation_of(
+    name: str,
+    provider: str,
+    collate: str | None,
+    ctype: str | None,
+    locale: str | None,
+    deterministic: bool,
+    encoding: str,
+) -> Collation:
+    """The :class:`Collation` of catalog facts (pg_collation's, or pg_database's for "default")."""
+    utf8 = encoding == "UTF8"
+    if provider == "b":  # builtin (PostgreSQL 17+): C or C.UTF-8 (code point order), PG_UNICODE_FAST
+        where = locale or ""
+        order = utf8 and where in ("C", "C.UTF-8")
+        ascii_case = utf8 and where == "C"
+    elif provider == "c":
+        where = collate or ""
+        order = utf8 and where in _C_LOCALES
+        ascii_case = utf8 and (ctype or "") in _C_LOCALES
+    else:
+        where, order, ascii_case = locale or collate or "", False, False
+    return Collation(name, provider, where, deterministic, order and deterministic, ascii_case)
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     type_sql: str  # as format_type prints it, modifier included: for messages
@@ -124,6 +186,7 @@ class Column:
     default: str | None = None  # the DEFAULT expression as Postgres prints it
     max_length: int | None = None  # varchar(n) and char(n): n
     comment: str | None = None  # COMMENT ON COLUMN
+    collation: Collation | None = None  # a collatable type's collation; None for others
 
 
 @dataclass(frozen=True)
@@ -152,7 +215,8 @@ async def load_table(cur: Any, name: str) -> Table:
     await cur.execute(_COLUMNS, {"table": name})
     columns = {}
     for row in await cur.fetchall():
-        attname, type_sql, typname, base, category, element, delimiter, not_null, has_default, generated = row
+        attname, type_sql, typname, base, category, element, delimiter, not_null, has_default, generated = row[:10]
+        labels, coll_name, provider, collate, ctype, locale, deterministic, encoding = row[10:]
         columns[attname] = Column(
             name=attname,
             type_sql=type_sql,
@@ -167,6 +231,10 @@ async def load_table(cur: Any, name: str) -> Table:
             has_default=has_default,
             generated=generated,
             base_type=base,
+            enum_labels=tuple(labels) if labels is not None else None,
+            collation=None
+            if coll_name is None
+            else collation_of(coll_name, provider, collate, ctype, locale, deterministic, encoding),
         )
     return Table(
         name=topic,

@@ -84,6 +84,12 @@ class Code(Enum):
         "`POST /events/publish` to an exposed table's topic (`todos`, `todos/42`): only its triggers write those",
     )
     BAD_CURSOR = ("bad_cursor", 400, "`Last-Event-ID` or `?lastEventId=` is not an event id")
+    UNSUPPORTED_FILTER = (
+        "unsupported_filter",
+        400,
+        "a filter on `/events/<table>` that the hub cannot evaluate as Postgres does (an operator, a type or "
+        "a collation it refuses), or an operator the column's type does not have",
+    )
     # What Postgres refused: the body's code is its SQLSTATE, its DETAIL and HINT are `details` and `hint`.
     BAD_VALUE = (
         "22P02",

@@ -25,6 +25,11 @@ already covered are dropped. Until the listener has moved past that snapshot, a
 late live event the replay already sent is dropped too, so the hand-over has no
 gap and no duplicate.
 
+Filtered subscriptions (``/events/<table>?<filter>``) have no topics: the hub keeps
+them in its :class:`~gateway.views.Views`, which groups and indexes them and is
+offered each page after the topic subscribers (so the topic path costs them one
+truth test per page).
+
 A subscription's end has one owner, given when it is made (``on_end``: the
 stream's end, gateway.stream): however the subscription closes, in the hub or by
 its stream, ``on_end`` hears why once and takes it out of the hub. The hub never
@@ -40,6 +45,7 @@ from .counters import NO_COUNTERS, Counters
 from .ending import EndReason
 from .journal import Event, Snapshot
 from .sse import encode_event
+from .views import View, Views
 
 SLOW_CONSUMER = EndReason.SLOW_CONSUMER
 CLIENT_GONE = EndReason.CLIENT_GONE
@@ -56,6 +62,8 @@ class HubStatistics:
     subscribers: int
     topics: int
     position: int
+    views: int = 0  # filtered subscriptions
+    view_groups: int = 0  # distinct views among them
 
 
 class Subscriber:
@@ -201,6 +209,7 @@ class Hub:
         self._by_topic: dict[str, set[Subscriber]] = {}
         self._subscribers: set[Subscriber] = set()
         self._skipping: set[Subscriber] = set()
+        self._views = Views()
         self._position = 0  # highest event id the listener has seen
 
     @property
@@ -238,6 +247,24 @@ class Hub:
             self._skipping.add(sub)
         return sub
 
+    def subscribe_view(
+        self, view: View | tuple[View, ...], resuming: bool, on_end: Callable[[EndReason], None] | None = None
+    ) -> Subscriber:
+        """Register a filtered subscriber: from now on it receives the changes of ``view``
+        (or of each of several views, in event id order; gateway.views)."""
+        sub = Subscriber(
+            (),
+            self._buffer_bound,
+            self.position,
+            held=resuming,
+            on_end=on_end or (lambda _reason: self.unsubscribe(sub)),
+        )
+        self._subscribers.add(sub)
+        self._views.add(sub, view if isinstance(view, tuple) else (view,))
+        if resuming:
+            self._skipping.add(sub)
+        return sub
+
     def attach(self, sub: Subscriber, sink: Sink) -> None:
         """Let ``sub`` receive by direct writes from now on (its stream is live)."""
         self._counters.bytes_sent(sub.attach(sink))
@@ -250,6 +277,8 @@ class Hub:
             self._counters.slow_consumer_closed()
         self._subscribers.discard(sub)
         self._skipping.discard(sub)
+        if not sub.topics:
+            self._views.remove(sub)
         for topic in sub.topics:
             subs = self._by_topic.get(topic)
             if subs is not None:
@@ -273,7 +302,8 @@ class Hub:
         if events:
             self._position = max(self._position, events[-1].id)
         self._counters.events_read(len(events))
-        if not matched:
+        views = self._views
+        if not matched and not views.group_of:
             return
         touched: list[Subscriber] = []
         one_by_one: set[Subscriber] = set()
@@ -295,6 +325,8 @@ class Hub:
                     sub.offer(event, wire)
                     deliveries += 1
             touched.append(sub)
+        if views.group_of:
+            deliveries += views.deliver(events, touched)
         self._counters.delivered(deliveries)
         self._flush(touched)
 
@@ -333,6 +365,8 @@ class Hub:
             subscribers=len(self._subscribers),
             topics=len(self._by_topic),
             position=self.position,
+            views=len(self._views),
+            view_groups=self._views.groups,
         )
 
     def _flush(self, subs: Iterable[Subscriber]) -> None:

@@ -37,6 +37,27 @@ def event_data_json(event: Event) -> str:
     return "".join(parts)
 
 
+def encode_change(
+    event: Event, event_type: str, moved: str | None, row: str | None, old: str | None, view: int | None = None
+) -> bytes:
+    """An event as one filtered view sees it (gateway.views): its own event type, the row
+    and old row as the view selects them, ``"moved"`` when an update moved the row
+    into or out of the view, and ``"view"`` (its place among the connection's views)
+    on a connection that holds several."""
+    parts = [
+        f'{{"id":{event.id},"topic":{json.dumps(event.main_topic)},',
+        f'"table":{json.dumps(event.table)},"op":"{event.op}","row":{_one_line(row)}',
+    ]
+    if event.op in ("update", "delete"):
+        parts.append(f',"old":{_one_line(old)}')
+    if moved is not None:
+        parts.append(f',"moved":"{moved}"')
+    if view is not None:
+        parts.append(f',"view":{view}')
+    parts.append("}")
+    return f"id: {event.id}\nevent: {event_type}\ndata: {''.join(parts)}\n\n".encode()
+
+
 def _one_line(json_text: str | None) -> str:
     """JSON text without raw line breaks (a json value may keep the writer's layout).
 

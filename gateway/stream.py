@@ -28,7 +28,7 @@ from aiohttp import web
 
 from .access_log import stream_ended
 from .aiohttp_adapter import HubFedResponse
-from .auth import grant_of
+from .auth import Grant, grant_of
 from .client_address import client_of
 from .codes import Code
 from .db import first_line
@@ -40,6 +40,7 @@ from .limits import StreamLimits
 from .live import DirectSink, hand_over, say_goodbye
 from .sse import encode_event, encode_message, encode_preamble
 from .state import HUB, LIMITS, POOL, SETTINGS
+from .views import View, view_wire
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +93,57 @@ async def events(request: web.Request) -> web.StreamResponse:
     live it is handed over (gateway.live): the handler returns and the hub writes
     to the connection; the stream ends when the client leaves or the hub closes it.
     """
+    if "view" in request.query:
+        from .filtered import events_of_views  # it builds on this module
+
+        return await events_of_views(request)
     try:
         topics = parse_topics(request)
         cursor = parse_cursor(request)
         grant = grant_of(request)
         for topic in topics:
             grant.require_read(topic)
+        _require_unnarrowed(grant, topics)
+    except Exception as exc:
+        return error_response_for(request, exc)
+    return await serve(request, grant, cursor, topics)
+
+
+def _require_unnarrowed(grant: Grant, topics: list[str]) -> None:
+    """A table the token's ``rows`` claim names is readable only through its filter:
+    not as a table or row topic (refused rather than sent unfiltered)."""
+    rows = grant.claims.get("rows") if grant.claims is not None else None
+    if not rows:
+        return
+    if not isinstance(rows, dict):
+        raise ApiError(
+            Code.INVALID_CLAIMS, 'the token\'s rows claim must map tables to filters: {"todos": "owner=eq.me"}'
+        )
+    for topic in topics:
+        table = topic.partition("/")[0]
+        if table in rows:
+            raise ApiError(
+                Code.FORBIDDEN,
+                f"the token reads {table!r} only through its rows filter, not as topic {topic!r}",
+                hint=f"subscribe to /events/{table} (with a filter of your own, if any): the token's filter applies",
+            )
+
+
+async def serve(
+    request: web.Request, grant: Grant, cursor: int | None, topics: list[str], views: tuple[View, ...] = ()
+) -> web.StreamResponse:
+    """Admit, subscribe (to ``topics``, or to ``views`` for a filtered stream), then stream.
+
+    The request is validated already (``grant`` allows what it asks for); what can
+    still go wrong before the first stream byte (the stream limits) is answered as JSON.
+    """
+    try:
         limits, client = request.app[LIMITS], client_of(request, request.app[SETTINGS].trusted_proxies)
         limits.admit(client)
     except Exception as exc:
         return error_response_for(request, exc)
     access_path = sys.intern(request.rel_url.raw_path) if request.app[SETTINGS].access_log else None
-    done = StreamEnd(request, topics, cursor is not None, limits, client, access_path)
+    done = StreamEnd(request, topics, cursor is not None, limits, client, access_path, views)
     sub, transport = done.sub, request.transport
     response = HubFedResponse()
     try:
@@ -124,7 +164,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             await response.write(encode_preamble(retry_ms, sub.start_position))
         else:
             await response.write(encode_preamble(retry_ms, None))
-            await _replay(request, response, done, cursor, topics)
+            await _replay(request, response, done, cursor, topics, views)
         if done.ended or transport.is_closing():
             return response
         response.detach()
@@ -173,6 +213,7 @@ class StreamEnd:
         limits: StreamLimits,
         client: str,
         access_path: str | None = None,
+        views: tuple[View, ...] = (),
     ) -> None:
         self.hub = request.app[HUB]
         self.request: web.Request | None = request
@@ -186,7 +227,11 @@ class StreamEnd:
         self.transport: asyncio.Transport | None = None
         self.chunked = True
         self.sink: DirectSink | None = None
-        self.sub: Subscriber = self.hub.subscribe(topics, resuming=resuming, on_end=self)
+        self.sub: Subscriber = (
+            self.hub.subscribe(topics, resuming=resuming, on_end=self)
+            if not views
+            else self.hub.subscribe_view(views, resuming=resuming, on_end=self)
+        )
 
     @property
     def ended(self) -> bool:
@@ -232,9 +277,17 @@ class StreamEnd:
 
 
 async def _replay(
-    request: web.Request, response: HubFedResponse, done: StreamEnd, cursor: int, topics: list[str]
+    request: web.Request,
+    response: HubFedResponse,
+    done: StreamEnd,
+    cursor: int,
+    topics: list[str],
+    views: tuple[View, ...] = (),
 ) -> None:
     """Send what the client missed since ``cursor``, then let the held live events through.
+
+    A filtered stream replays its tables' events through its views (gateway.views), as
+    the hub delivers them live: the same filters, the same moves.
 
     The journal reads it (gateway.journal.Replay: one snapshot, so a prune cannot
     delete rows out from under it). A client that stops reading for
@@ -244,14 +297,21 @@ async def _replay(
     hub = request.app[HUB]
     try:
         async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
-            replay = await Replay.begin(cur, cursor, topics)
+            tables = list(dict.fromkeys(view.table for view in views))
+            replay = await Replay.begin(cur, cursor, tables if views else topics)
             if replay.refetch is not None:
                 refetch = replay.refetch
-                data = json.dumps({"reason": refetch.reason, "cursor": cursor, "resume_from": refetch.resume_from})
-                await _replay_write(response, hub, encode_message("refetch", data, event_id=refetch.resume_from))
+                body = json.dumps({"reason": refetch.reason, "cursor": cursor, "resume_from": refetch.resume_from})
+                await _replay_write(response, hub, encode_message("refetch", body, event_id=refetch.resume_from))
             else:
                 async for page in replay.pages():
-                    await _replay_write(response, hub, b"".join(encode_event(event) for event in page))
+                    if not views:
+                        data = b"".join(encode_event(event) for event in page)
+                    else:
+                        wires = (view_wire(view, event) for event in page for view in views)
+                        data = b"".join(wire for wire in wires if wire)
+                    if data:
+                        await _replay_write(response, hub, data)
             await replay.end()
     except (psycopg2.Error, TimeoutError) as exc:
         log.warning("replay from %d failed: %s", cursor, first_line(exc))

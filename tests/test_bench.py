@@ -104,3 +104,13 @@ def test_harness_number_format(monkeypatch: pytest.MonkeyPatch) -> None:
     cases = [(math.nan, "n/a"), (0, "0"), (7.0, "7"), (999, "999"), (1000, "1,000"), (123456.7, "123,457")]
     cases += [(250.4, "250"), (33.44, "33.4"), (2.875, "2.88"), (-0.5, "-0.50")]
     assert [harness.fmt(value) for value, _ in cases] == [text for _, text in cases]
+
+
+def test_filters_bench_runs_both_modes_small() -> None:
+    """bench/filters.py drives the hub's real views: a small run must finish and print its ratios."""
+    args = ["--events", "300", "--baseline-events", "50", "--rounds", "1", "--owners", "300", "--subscribers", "200"]
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "filters.py"), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "gateway vs baseline" in done.stdout and "per filtered subscription" in done.stdout
