@@ -22,13 +22,20 @@ CREATE TABLE items (
     active  boolean,
     meta    jsonb
 );
-INSERT INTO items (id, sku, name, price, qty, active, meta) OVERRIDING SYSTEM VALUE VALUES
-    (1, 'a-1', 'Apple', 1.50, 10, true, '{"color": "red", "size": {"w": 3}}'),
-    (2, 'b-2', 'banana', 0.25, 0, false, '{"color": "yellow"}'),
-    (3, 'c-3', 'Cherry, sour', NULL, 5, NULL, '{"color": "red"}'),
-    (4, 'd-4', 'date (dried)', 3.00, 7, true, NULL),
-    (5, 'e-5', 'Elder "berry"', 2.00, 0, false, '{"color": "black"}');
-SELECT setval(pg_get_serial_sequence('items', 'id'), 5);
+-- The five rows again (tests/js/crud.mjs calls it before each of its checks).
+CREATE FUNCTION reset_items() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE items;
+    INSERT INTO items (id, sku, name, price, qty, active, meta) OVERRIDING SYSTEM VALUE VALUES
+        (1, 'a-1', 'Apple', 1.50, 10, true, '{"color": "red", "size": {"w": 3}}'),
+        (2, 'b-2', 'banana', 0.25, 0, false, '{"color": "yellow"}'),
+        (3, 'c-3', 'Cherry, sour', NULL, 5, NULL, '{"color": "red"}'),
+        (4, 'd-4', 'date (dried)', 3.00, 7, true, NULL),
+        (5, 'e-5', 'Elder "berry"', 2.00, 0, false, '{"color": "black"}');
+    PERFORM setval(pg_get_serial_sequence('items', 'id'), 5);
+END
+$$;
+SELECT reset_items();
 
 CREATE FUNCTION add(a int, b int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a + b';
 CREATE FUNCTION cheaper_than(max numeric) RETURNS SETOF items LANGUAGE sql STABLE
@@ -36,7 +43,7 @@ CREATE FUNCTION cheaper_than(max numeric) RETURNS SETOF items LANGUAGE sql STABL
 CREATE FUNCTION restock(amount int) RETURNS void LANGUAGE sql
     AS 'UPDATE items SET qty = qty + amount WHERE qty = 0';
 """
-RPC = ("add", "cheaper_than", "restock")
+RPC = ("add", "cheaper_than", "restock", "reset_items")
 
 
 @contextlib.asynccontextmanager
