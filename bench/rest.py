@@ -20,6 +20,15 @@ request, which another process's load disturbs less than req/s).
 Before measuring, one request of each kind must answer its 2xx status on both servers,
 and the two GET answers must be the same JSON: a server that answers something else
 is reported, not measured.
+
+``--profile DIR`` (needs ``pip install py-spy``) adds one extra run of the gateway, not
+counted in the medians, with ``py-spy record`` attached while each request kind is
+measured, and prints the hottest functions; the raw stacks stay in DIR.
+
+Run from the repo root after ``pip install -e '.[test]'`` and ``npm ci --prefix bench/js``::
+
+    python bench/rest.py
+    python bench/rest.py --seconds 5 --rounds 5 --profile /tmp/rest-profile
 """
 
 from __future__ import annotations
@@ -43,15 +52,18 @@ import psycopg2
 from harness import (
     HOST,
     ROOT,
+    Profiler,
     ServerProcess,
     fmt,
     init_database,
     load_average,
     machine_line,
     postgres_server,
+    py_spy,
     reset_tables,
     scratch_database,
     server_version,
+    summarize_profile,
 )
 
 LOAD = ROOT / "bench" / "js" / "load.mjs"
@@ -92,6 +104,13 @@ class Measured:
     bad: int  # non-2xx responses and connection errors
 
 
+# Fixed timestamps: each server gets rows of its own, and their answers are compared.
+SEED = """
+INSERT INTO public.todos (title, created_at, updated_at)
+SELECT 'todo ' || i, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM generate_series(1, %s) AS i
+"""
+
+
 def seed(dsn: str, rows: int) -> None:
     """Empty todos and journal, then ``rows`` rows with ids 1..rows, analyzed."""
     reset_tables(dsn)
@@ -99,7 +118,7 @@ def seed(dsn: str, rows: int) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("INSERT INTO public.todos (title) SELECT 'todo ' || i FROM generate_series(1, %s) i", (rows,))
+            cur.execute(SEED, (rows,))
             cur.execute("TRUNCATE gateway.journal")  # the seed's own events
             cur.execute("VACUUM ANALYZE public.todos")
     finally:
@@ -136,12 +155,13 @@ def load(port: int, request: Request, args: argparse.Namespace, seconds: float) 
 
 
 def one_server(
-    kind: str, dsn: str, args: argparse.Namespace, log_dir: Path
+    kind: str, dsn: str, args: argparse.Namespace, log_dir: Path, profile_dir: Path | None = None
 ) -> tuple[dict[str, Measured | str], dict[str, str]]:
     """Start ``kind`` on fresh rows, probe each request, then warm up and measure each in turn.
 
     Returns the figures by request (the reason instead, for a request the server does not
-    answer as expected) and each GET probe's answer.
+    answer as expected) and each GET probe's answer. With ``profile_dir``, py-spy records
+    the server during each measured run into ``<kind>-<n>.txt`` there.
     """
     seed(dsn, args.rows)
     server = ServerProcess(kind, dsn, log_dir, subscribers=0, script=BASELINE)
@@ -157,9 +177,13 @@ def one_server(
             if request.method == "GET":
                 bodies[request.name] = body.decode()
             load(port, request, args, args.warmup)
+            profile = profile_dir / f"{kind}-{REQUESTS.index(request) + 1}.txt" if profile_dir else None
+            profiler = Profiler(server.pid, profile) if profile else None
             cpu0 = server.cpu()
             figures = load(port, request, args, args.seconds)
             cpu = server.cpu() - cpu0
+            if profiler is not None:
+                profiler.stop()
             done = figures["rps"] * figures["seconds"]
             bad = sum(int(n) for code, n in figures["statuses"].items() if not code.startswith("2"))
             results[request.name] = Measured(
@@ -181,7 +205,7 @@ def median(runs: list[Measured | str], field: str) -> float:
 def print_table(results: dict[str, dict[str, list[Measured | str]]], rounds: int) -> None:
     print(f"\nMedians over {rounds} round(s); ratio = gateway / baseline (req/s: higher is better, p99: lower)")
     header = f"{'request':<25}" + "".join(f"{k + ' req/s':>16}{'p99 ms':>8}{'CPU us':>8}" for k in KINDS)
-    print(header + f"{'ratio':>8}{'p99 x':>7}  target")
+    print(header + f"{'ratio':>8}{'p99 x':>7}{'CPU x':>7}  target")
     for request in REQUESTS:
         line = f"{request.name:<25}"
         medians = {}
@@ -191,10 +215,11 @@ def print_table(results: dict[str, dict[str, list[Measured | str]]], rounds: int
             line += "".join(f"{fmt(medians[kind][f]):>{w}}" for f, w in (("rps", 16), ("p99_ms", 8), ("cpu_us", 8)))
         ratio = medians["gateway"]["rps"] / medians["baseline"]["rps"]
         p99_x = medians["gateway"]["p99_ms"] / medians["baseline"]["p99_ms"]
+        cpu_x = medians["gateway"]["cpu_us"] / medians["baseline"]["cpu_us"]
         floor = f" and {request.target_rps:,.0f} req/s" if request.target_rps else ""
         met = ratio >= RATIO_TARGET and medians["gateway"]["rps"] >= request.target_rps
         verdict = "n/a" if ratio != ratio else ("met" if met else "MISSED")
-        print(line + f"{fmt(ratio):>7}x{fmt(p99_x):>6}x  {verdict} ({RATIO_TARGET}x{floor})")
+        print(line + f"{fmt(ratio):>7}x{fmt(p99_x):>6}x{fmt(cpu_x):>6}x  {verdict} ({RATIO_TARGET}x{floor})")
     for kind in KINDS:
         for request in REQUESTS:
             problems = [run for run in results[kind][request.name] if isinstance(run, str)]
@@ -226,6 +251,14 @@ def run_rounds(args: argparse.Namespace, dsn: str, log_dir: Path) -> None:
         if None not in answers and json.loads(answers[0] or "") != json.loads(answers[1] or ""):
             print(f"  warning: {request.name}: baseline and gateway answer different JSON for row 1")
     print_table(results, args.rounds)
+    if args.profile:
+        profile_dir = Path(args.profile)
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        print(f"\nprofile run (not in the medians): py-spy on the gateway, raw stacks in {profile_dir}", flush=True)
+        one_server("gateway", dsn, args, log_dir, profile_dir)
+        for n, request in enumerate(REQUESTS, 1):
+            print(f"\ngateway, {request.name}:")
+            print(summarize_profile(profile_dir / f"gateway-{n}.txt"))
 
 
 def autocannon_version() -> str:
@@ -241,7 +274,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each server (medians are reported)")
     parser.add_argument("--connections", type=int, default=50, help="autocannon connections")
     parser.add_argument("--rows", type=int, default=10_000, help="rows seeded into todos")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy the gateway (an extra, uncounted run) and print the hottest functions"
+    )
     args = parser.parse_args(argv)
+    if args.profile and py_spy() is None:
+        parser.error("--profile needs py-spy: pip install py-spy")
     if args.seconds <= 0 or args.warmup < 0 or args.rounds < 1 or args.connections < 1 or args.rows < 100:
         parser.error("--seconds, --rounds and --connections must be positive, --warmup not negative, --rows >= 100")
     return args
