@@ -1,6 +1,7 @@
 """The access log: one line per request at info, on the ``gateway.access`` logger.
 
-A line reads ``127.0.0.1 "GET /api/todos" 200 312B 0.004s``: the client's address,
+A line reads ``127.0.0.1 "GET /api/todos" 200 312B 0.004s``: the client's address
+(behind a trusted proxy, the one it forwarded for: gateway.client_address),
 the method and the path *without* the query string (a browser's token travels in
 ``?access_token=``), the status, the bytes written to the connection (headers
 included) and the time from the request to its last byte. No header value is
@@ -20,6 +21,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .aiohttp_adapter import is_malformed
+from .client_address import client_of
+from .state import SETTINGS
 
 ACCESS_LOGGER = logging.getLogger("gateway.access")
 
@@ -34,11 +37,12 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if getattr(response, "logs_own_end", False):
             return  # a handed-over stream: stream_ended() logs it
-        if is_malformed(request):
-            method, path = "-", "-"
+        if is_malformed(request) or not isinstance(request, web.Request):
+            method, path, remote = "-", "-", request.remote
         else:
             method, path = request.method, request.rel_url.raw_path
-        self.logger.info(_line(request.remote, method, path, response.status, response.body_length, time))
+            remote = client_of(request, request.app[SETTINGS].trusted_proxies)
+        self.logger.info(_line(remote, method, path, response.status, response.body_length, time))
 
     @property
     def enabled(self) -> bool:

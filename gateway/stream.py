@@ -29,6 +29,7 @@ from aiohttp import web
 from .access_log import stream_ended
 from .aiohttp_adapter import HubFedResponse
 from .auth import grant_of
+from .client_address import client_of
 from .codes import Code
 from .db import first_line
 from .ending import EndReason, Phase, farewell
@@ -92,7 +93,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         grant = grant_of(request)
         for topic in topics:
             grant.require_read(topic)
-        limits, client = request.app[LIMITS], request.remote or "unknown"
+        limits, client = request.app[LIMITS], client_of(request, request.app[SETTINGS].trusted_proxies)
         limits.admit(client)
     except Exception as exc:
         return error_response_for(request, exc)

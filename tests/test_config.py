@@ -168,3 +168,29 @@ def test_listen_url_is_the_listeners_own_dsn_and_stays_out_of_repr() -> None:
 def test_listen_url_without_database_url_is_refused() -> None:
     with pytest.raises(ConfigError, match="GATEWAY_LISTEN_URL needs DATABASE_URL"):
         load_settings(None, environ={"GATEWAY_LISTEN_URL": "postgresql://db/app"})
+
+
+def help_text(command: str) -> str:
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return " ".join(subcommands.choices[command].format_help().split())
+
+
+def test_help_says_defaults_as_a_person_reads_them() -> None:
+    text = help_text("serve")
+
+    assert "default )" not in text and "default False" not in text and "default True" not in text
+    assert "GATEWAY_DEMO, default on with the embedded server, off with DATABASE_URL" in text
+    assert "GATEWAY_RPC, default none" in text
+    assert "GATEWAY_ACCESS_LOG, default on" in text
+
+
+def test_init_db_help_lists_only_the_settings_init_db_reads() -> None:
+    text = help_text("init-db")
+
+    for flag in ("--database-url", "--data-dir", "--expose", "--demo", "--log-level"):
+        assert flag in text
+    for flag in ("--port", "--heartbeat", "--jwt-secret", "--max-subscribers", "--cors-origins"):
+        assert flag not in text
+    settings = load_settings(build_parser().parse_args(["init-db", "--expose", "a,b"]), environ={})
+    assert settings.expose == ("a", "b")

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import aiopg
@@ -223,3 +224,40 @@ async def test_sigterm_during_startup_exits_promptly(database: str) -> None:
         code = await proc.wait()
     server.close()
     assert code == 0 and time.monotonic() - started < 3
+
+
+async def _psql(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "psql",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_psql_command_opens_the_gateways_database(database: str, tmp_path: Path) -> None:
+    code, out, err = await _psql(
+        "--", "-Atc", "SELECT count(*) FROM todos", env={**os.environ, "DATABASE_URL": database}
+    )
+    assert code == 0, err
+    assert out.strip() == "0"
+
+    # The embedded server: started for the command, its data kept between runs, stopped
+    # after (no postmaster.pid left behind); psql's own exit code comes through.
+    data_dir = str(tmp_path / "pgdata")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    code, _, err = await _psql("--data-dir", data_dir, "--", "-c", "CREATE TABLE kept (x int)", env=env)
+    assert code == 0, err
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+    code, _, err = await _psql("--data-dir", data_dir, "--", "-c", "SELECT 1/0", env=env)
+    assert code != 0 and "division by zero" in err
+    code, out, err = await _psql("--data-dir", data_dir, "--", "-Atc", "SELECT count(*) FROM kept", env=env)
+    assert (code, out.strip()) == (0, "0"), err
