@@ -4,12 +4,15 @@ The benchmarks print numbers, not pass/fail, so these checks are about their sha
 what they share lives in bench/harness.py under public names (no script reaches into
 another's private names or patches ``sys.path``), a helper the gateway already has is
 not written again, a bench class does not borrow a gateway class's name, and every
-script still parses its command line.
+script still parses its command line. bench/rest.py's baseline server is started as
+the bench starts it and asked its four requests (the load client, node's autocannon,
+is not run here).
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import math
 import subprocess
 import sys
@@ -104,3 +107,21 @@ def test_harness_number_format(monkeypatch: pytest.MonkeyPatch) -> None:
     cases = [(math.nan, "n/a"), (0, "0"), (7.0, "7"), (999, "999"), (1000, "1,000"), (123456.7, "123,457")]
     cases += [(250.4, "250"), (33.44, "33.4"), (2.875, "2.88"), (-0.5, "-0.50")]
     assert [harness.fmt(value) for value, _ in cases] == [text for _, text in cases]
+
+
+def test_rest_baseline_answers_the_requests_bench_rest_sends(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/rest.py's baseline, started as the bench starts it, answers each request with its status."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import harness
+    import rest
+
+    server = harness.ServerProcess("baseline", database, tmp_path, subscribers=0, script=rest.BASELINE)
+    try:
+        port = server.wait_listening()
+        answers = [rest.probe(port, request) for request in rest.REQUESTS]
+    finally:
+        server.stop()
+    assert [status for status, _ in answers] == [request.status for request in rest.REQUESTS], answers
+    assert [json.loads(body) for _, body in answers[:2]] == [[], []]  # the GETs: JSON arrays (no row 1 here)
