@@ -8,9 +8,14 @@ names hold what PostgREST's quoting is for: a comma, parentheses and double quot
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 
-from .conftest import RunningGateway, run_sql, start_gateway
+import psycopg2
+
+from gateway.db import DEMO_TABLE
+
+from .conftest import RunningGateway, dsn_with_db, run_sql, start_gateway
 
 ITEMS = """
 CREATE TABLE items (
@@ -52,3 +57,24 @@ async def items_gateway(database: str) -> AsyncIterator[RunningGateway]:
     await run_sql(database, ITEMS)
     async with start_gateway(database, expose=("todos", "items"), rpc=RPC) as running:
         yield running
+
+
+@contextlib.contextmanager
+def own_database(server_dsn: str) -> Iterator[str]:
+    """A fresh database with ``todos`` (as the ``database`` fixture makes), for a fixture
+    wider than one test; dropped afterwards."""
+    name = "gw_test_" + secrets.token_hex(4)
+    admin = psycopg2.connect(server_dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        dsn = dsn_with_db(server_dsn, name)
+        with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cur:
+            conn.autocommit = True
+            cur.execute(DEMO_TABLE)
+        yield dsn
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

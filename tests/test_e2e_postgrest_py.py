@@ -19,7 +19,7 @@ from postgrest import APIError, AsyncPostgrestClient, SyncPostgrestClient
 from postgrest.types import CountMethod, ReturnMethod
 
 from .conftest import RunningGateway
-from .crud_schema import items_gateway
+from .crud_schema import items_gateway, own_database
 
 Query = Any  # postgrest-py's request builders
 
@@ -35,6 +35,14 @@ async def client(gw: RunningGateway) -> AsyncIterator[AsyncPostgrestClient]:
     # No retries: a 503 should fail the test at once, not after 1 + 2 + 4 s of back-off.
     async with AsyncPostgrestClient(gw.url + "/api", retry_enabled=False) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+async def reader(server_dsn: str) -> AsyncIterator[AsyncPostgrestClient]:
+    """One gateway for the tests that only read (a gateway per test would cost a minute here)."""
+    with own_database(server_dsn) as dsn:
+        async with items_gateway(dsn) as gw, AsyncPostgrestClient(gw.url + "/api", retry_enabled=False) as client:
+            yield client
 
 
 async def table(gw: RunningGateway) -> list[tuple[Any, ...]]:
@@ -64,8 +72,8 @@ SEED = [
 ]
 
 
-async def test_select_columns_aliases_casts_and_json_paths(client: AsyncPostgrestClient) -> None:
-    items = client.from_("items")
+async def test_select_columns_aliases_casts_and_json_paths(reader: AsyncPostgrestClient) -> None:
+    items = reader.from_("items")
     response = await items.select("id", "label:name", "price::text", "qty").lte("id", 2).order("id").execute()
     assert response.data == [
         {"id": 1, "label": "Apple", "price": "1.50", "qty": 10},
@@ -141,18 +149,18 @@ async def test_select_columns_aliases_casts_and_json_paths(client: AsyncPostgres
     ],
 )
 async def test_every_filter_selects_the_rows_postgrest_would(
-    client: AsyncPostgrestClient, where: Callable[[Query], Query], expected: list[int]
+    reader: AsyncPostgrestClient, where: Callable[[Query], Query], expected: list[int]
 ) -> None:
-    assert await ids(client, where) == expected
+    assert await ids(reader, where) == expected
 
 
-async def test_order_limit_offset_range_and_count(client: AsyncPostgrestClient) -> None:
-    assert await ids(client, lambda q: q) == [1, 2, 3, 4, 5]
+async def test_order_limit_offset_range_and_count(reader: AsyncPostgrestClient) -> None:
+    assert await ids(reader, lambda q: q) == [1, 2, 3, 4, 5]
 
     async def ordered(query: Query) -> list[int]:
         return [row["id"] for row in (await query.execute()).data]
 
-    items = client.from_("items")
+    items = reader.from_("items")
     assert await ordered(items.select("id").order("price")) == [2, 1, 5, 4, 3]  # asc: nulls last
     assert await ordered(items.select("id").order("price", desc=True, nullsfirst=False)) == [4, 5, 1, 2, 3]
     assert await ordered(items.select("id").order("price", desc=True)) == [3, 4, 5, 1, 2]  # desc: nulls first
@@ -172,8 +180,8 @@ async def test_order_limit_offset_range_and_count(client: AsyncPostgrestClient) 
     assert len(planned.data) == 5 and isinstance(planned.count, int) and planned.count >= 0
 
 
-async def test_single_and_maybe_single(client: AsyncPostgrestClient) -> None:
-    items = client.from_("items")
+async def test_single_and_maybe_single(reader: AsyncPostgrestClient) -> None:
+    items = reader.from_("items")
     one = await items.select("id, sku").eq("id", 1).single().execute()
     assert one.data == {"id": 1, "sku": "a-1"}
     none = await fails(items.select("id").eq("id", 99).single())
@@ -188,8 +196,8 @@ async def test_single_and_maybe_single(client: AsyncPostgrestClient) -> None:
     assert (await fails(items.select("id").gt("id", 1).maybe_single())).code == "406"
 
 
-async def test_csv_answers_a_header_and_one_line_per_row(client: AsyncPostgrestClient) -> None:
-    response = await client.from_("items").select("id,sku,name,price").in_("id", [1, 3, 5]).order("id").csv().execute()
+async def test_csv_answers_a_header_and_one_line_per_row(reader: AsyncPostgrestClient) -> None:
+    response = await reader.from_("items").select("id,sku,name,price").in_("id", [1, 3, 5]).order("id").csv().execute()
     assert isinstance(response.data, str)
     assert list(csv.reader(io.StringIO(response.data))) == [
         ["id", "sku", "name", "price"],
@@ -340,10 +348,10 @@ async def test_errors_arrive_as_api_errors_with_postgrest_codes(client: AsyncPos
     assert set(unknown.json()) == {"code", "message", "details", "hint"}
 
 
-async def test_unknown_column_in_a_filter_or_select_is_postgres_42703(client: AsyncPostgrestClient) -> None:
+async def test_unknown_column_in_a_filter_or_select_is_postgres_42703(reader: AsyncPostgrestClient) -> None:
     # PostgREST leaves these columns to Postgres: "column items.nope does not exist" (its
     # PGRST204 is for a body's keys and columns=, above).
-    for query in (client.from_("items").select("id").eq("nope", 1), client.from_("items").select("id,nope")):
+    for query in (reader.from_("items").select("id").eq("nope", 1), reader.from_("items").select("id,nope")):
         error = await fails(query)
         assert error.code == "42703" and "nope" in str(error.message)
 
