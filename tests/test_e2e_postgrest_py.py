@@ -215,12 +215,9 @@ async def test_insert_one_and_many_return_arrays_and_a_bulk_insert_is_all_or_not
     assert one.data == [
         {"id": 6, "sku": "f-6", "name": "Fig", "price": 4.1, "qty": 0, "active": None, "meta": {"color": "purple"}}
     ]
-    many = await items.insert(
-        [{"sku": "g-7", "name": "Grape", "qty": 3}, {"sku": "h-8", "name": "Honeydew", "qty": 1}],
-        count=CountMethod.exact,
-    ).execute()
+    rows = [{"sku": "g-7", "name": "Grape", "qty": 3}, {"sku": "h-8", "name": "Honeydew", "qty": 1}]
+    many = await items.insert(rows).execute()
     assert [(row["id"], row["sku"], row["qty"]) for row in many.data] == [(7, "g-7", 3), (8, "h-8", 1)]
-    assert many.count == 2
 
     # A bulk insert names its columns (?columns=): a row without one of them gives it
     # null, unless Prefer: missing=default (postgrest-py's default_to_null=False).
@@ -292,9 +289,8 @@ async def test_update_and_delete_by_filter(client: AsyncPostgrestClient, gw: Run
         (2, True, {"color": "green"}),
         (5, True, {"color": "green"}),
     ]
-    quiet = items.update({"qty": 1}, count=CountMethod.exact, returning=ReturnMethod.minimal).is_("price", None)
-    response = await quiet.execute()
-    assert response.data == [] and response.count == 1
+    quiet = await items.update({"qty": 1}, returning=ReturnMethod.minimal).is_("price", None).execute()
+    assert quiet.data == []
     assert (await items.update({"qty": 9}).eq("id", 99).execute()).data == []  # no row matched: no error
     assert await gw.sql("SELECT id, qty, active FROM items ORDER BY id") == [
         (1, 10, True),
@@ -310,6 +306,17 @@ async def test_update_and_delete_by_filter(client: AsyncPostgrestClient, gw: Run
     assert gone.data == []
     assert (await items.delete().eq("id", 99).execute()).data == []
     assert await table(gw) == [(1, "a-1", "Apple", 10), (2, "b-2", "banana", 0)]
+
+
+async def test_writes_count_their_rows_when_asked(client: AsyncPostgrestClient) -> None:
+    # Prefer: count=exact on a write: Content-Range */2 (POST, DELETE), 0-1/2 (PATCH).
+    items = client.from_("items")
+    rows = [{"sku": "g-7", "name": "Grape"}, {"sku": "h-8", "name": "Honeydew"}]
+    assert (await items.insert(rows, count=CountMethod.exact).execute()).count == 2
+    quiet = items.update({"qty": 1}, count=CountMethod.exact, returning=ReturnMethod.minimal).gt("id", 5)
+    assert (await quiet.execute()).count == 2
+    assert (await items.update({"qty": 2}, count=CountMethod.exact).eq("qty", 0).execute()).count == 2
+    assert (await items.delete(count=CountMethod.exact).gt("id", 5).execute()).count == 2
 
 
 async def test_update_or_delete_without_a_filter_is_refused_with_a_hint(
