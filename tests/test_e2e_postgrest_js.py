@@ -59,7 +59,8 @@ async def test_postgrest_js_crud_script_passes(database: str) -> None:
     output = out.decode()
     lines = output.strip().splitlines()
     failures = [line for line in lines if line.startswith("FAIL ")]
-    assert not failures and proc.returncode == 0, output
+    assert not failures, "postgrest-js checks failed:\n" + "\n".join(failures + lines[-1:])
+    assert proc.returncode == 0, output
     summary = re.fullmatch(r"(\d+) passed, 0 failed", lines[-1] if lines else "")
     assert summary, output
     assert int(summary.group(1)) == sum(line.startswith("ok ") for line in lines) >= 40, output
