@@ -302,15 +302,23 @@ class ServerProcess:
     """One server under test (``kind``: gateway or baseline) as a subprocess; stdout is watched for its address.
 
     ``extra_env`` is added to the child's environment (say ``PYTHONPATH``), after the rest.
+    A baseline is ``bench/baseline_server.py`` unless ``script`` names another one.
     """
 
     def __init__(
-        self, kind: str, dsn: str, log_dir: Path, subscribers: int, extra_env: Mapping[str, str] | None = None
+        self,
+        kind: str,
+        dsn: str,
+        log_dir: Path,
+        subscribers: int,
+        extra_env: Mapping[str, str] | None = None,
+        script: Path | None = None,
     ) -> None:
         if kind == "gateway":
             argv = [sys.executable, "-m", "gateway", "serve", "--host", HOST, "--port", "0"]
         else:
-            argv = [sys.executable, str(ROOT / "bench" / "baseline_server.py"), "--host", HOST, "--port", "0"]
+            baseline = script or ROOT / "bench" / "baseline_server.py"
+            argv = [sys.executable, str(baseline), "--host", HOST, "--port", "0"]
         # The gateway's defaults, whatever the caller's shell has set (auth, limits, ...), except:
         # quiet logs, and stream limits above the test's count (every subscriber comes from
         # 127.0.0.1, and by default one address may hold only 100 streams).

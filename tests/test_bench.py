@@ -4,12 +4,15 @@ The benchmarks print numbers, not pass/fail, so these checks are about their sha
 what they share lives in bench/harness.py under public names (no script reaches into
 another's private names or patches ``sys.path``), a helper the gateway already has is
 not written again, a bench class does not borrow a gateway class's name, and every
-script still parses its command line.
+script still parses its command line. bench/rest.py's baseline server is started as
+the bench starts it and asked its four requests (the load client, node's autocannon,
+is not run here).
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import math
 import subprocess
 import sys
@@ -114,3 +117,21 @@ def test_filters_bench_runs_both_modes_small() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "gateway vs baseline" in done.stdout and "per filtered subscription" in done.stdout
+
+
+def test_rest_baseline_answers_the_requests_bench_rest_sends(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/rest.py's baseline, started as the bench starts it, answers each request with its status."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import harness
+    import rest
+
+    server = harness.ServerProcess("baseline", database, tmp_path, subscribers=0, script=rest.BASELINE)
+    try:
+        port = server.wait_listening()
+        answers = [rest.probe(port, request) for request in rest.REQUESTS]
+    finally:
+        server.stop()
+    assert [status for status, _ in answers] == [request.status for request in rest.REQUESTS], answers
+    assert [json.loads(body) for _, body in answers[:2]] == [[], []]  # the GETs: JSON arrays (no row 1 here)
