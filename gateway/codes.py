@@ -63,7 +63,13 @@ class Code(Enum):
     UNKNOWN_COLUMN = (
         "PGRST204",
         400,
-        "a body key, filter, `select`, `order` or `columns` names a column the table does not have",
+        "a body key, `columns` or `on_conflict` names a column the table does not have",
+    )
+    UNDEFINED_COLUMN = (
+        "42703",
+        400,
+        "a filter, `select` or `order` (on `/api` or a stream) names a column the table does not have, "
+        "as Postgres would say",
     )
     UNFILTERED_WRITE = (
         "unfiltered_write",

@@ -29,6 +29,7 @@ from .catalog import Table
 from .codes import Code
 from .errors import ApiError, error_response_for
 from .grammar import Filter, GrammarError, SelectItem, parse_filters, parse_query
+from .pgrest_sql import undefined_column
 from .predicate import compile_filters
 from .state import TABLES
 from .stream import MAX_TOPICS, parse_cursor, serve
@@ -131,11 +132,7 @@ def _select(table: Table, items: tuple[SelectItem, ...] | None) -> tuple[str, ..
                 hint="select=id,title,done",
             )
         if name not in table.columns:
-            raise ApiError(
-                Code.UNKNOWN_COLUMN,
-                f"table {table.name!r} has no column {name!r}",
-                hint=f"columns: {', '.join(table.columns)}",
-            )
+            raise undefined_column(table, name)
         names.append(name)
     return tuple(dict.fromkeys(names))
 

@@ -24,7 +24,7 @@ from .codes import Code
 from .errors import ApiError
 from .grammar import Query
 from .literals import to_param
-from .pgrest_sql import Params, as_text, column, column_sql, listed, projection
+from .pgrest_sql import Params, as_text, column, column_sql, listed, order_by, projection
 from .representation import Media, one
 
 
@@ -78,7 +78,10 @@ def with_returning(
         payload = as_text(columns)
     else:
         payload = f"(SELECT row_to_json(s.*)::text FROM (SELECT {listed(columns)}) AS s)"
-    return head + ", ".join([*lead, payload]) + " FROM pgrst_w AS t"
+    statement = head + ", ".join([*lead, payload]) + " FROM pgrst_w AS t"
+    # The representation comes in order= order, as PostgREST returns it (RETURNING has none).
+    order = order_by(table, query.order, params)
+    return statement if order is None else statement + " ORDER BY " + order
 
 
 async def run(

@@ -135,9 +135,21 @@ def column(table: Table, name: str) -> Column:
     return found
 
 
+def undefined_column(table: Table, name: str) -> ApiError:
+    """A filter, select or order naming no column: Postgres' 42703, as PostgREST passes it on."""
+    return ApiError(
+        Code.UNDEFINED_COLUMN,
+        f"column {table.name}.{name} does not exist",
+        details=f"columns: {', '.join(table.columns)}",
+        hint=f'check the spelling; a name with a dot or a comma is quoted: "{name}"',
+    )
+
+
 def field(table: Table, target: Field, params: Params) -> tuple[str, Column]:
     """``t."col"`` or ``(t."col"->'a')->>'b'`` (keys as parameters), and the column."""
-    col = column(table, target.column)
+    col = table.columns.get(target.column)
+    if col is None:
+        raise undefined_column(table, target.column)
     expr = column_sql(col.name)
     for step in target.path:
         arrow = "->>" if step.as_text else "->"

@@ -77,6 +77,7 @@ from .catalog import Column, Table
 from .codes import Code
 from .errors import ApiError
 from .grammar import Condition, Filter, IsValue, Logic, Operator, like_pattern
+from .pgrest_sql import undefined_column
 
 Row = Mapping[str, Any]
 Truth = bool | None  # SQL's true, false and unknown
@@ -260,11 +261,7 @@ def _condition(table: Table, c: Condition) -> Test:
     name = c.field.column
     column = table.columns.get(name)
     if column is None:
-        raise ApiError(
-            Code.UNKNOWN_COLUMN,
-            f"table {table.name!r} has no column {name!r}",
-            hint=f"columns: {', '.join(table.columns)}",
-        )
+        raise undefined_column(table, name)
     op = c.op
     if c.field.path:
         raise _refuse(name, op, "JSON paths (->, ->>) are not evaluated by the hub")

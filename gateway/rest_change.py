@@ -96,8 +96,14 @@ def _answer(
     prefs: prefer.Preferences,
     patch: bool,
 ) -> web.Response:
-    content_range = ranges.content_range(0, count, None) if patch else "*/*"
-    headers = answer_headers(prefs, content_range, "return", "tx", "handling")
+    # With Prefer: count=, the rows changed are the total, as PostgREST answers
+    # (PATCH 0-(N-1)/N, DELETE */N); without it, the total is unknown.
+    total = count if prefs.count in ("exact", "planned", "estimated") else None
+    if patch:
+        content_range = ranges.content_range(0, count, total)
+    else:
+        content_range = f"*/{'*' if total is None else total}"
+    headers = answer_headers(prefs, content_range, "return", "count", "tx", "handling")
     if prefs.return_ != "representation":
         return web.Response(status=204, headers=headers)
     payload, media_type = render(media, rows, names, skip=1 + len(table.primary_key))

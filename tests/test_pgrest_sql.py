@@ -178,7 +178,7 @@ async def test_a_column_the_table_lacks_is_a_400_before_any_sql(items: tuple[aio
             params = Params()
             where(table, tree.filters, params)
             order_by(table, tree.order, params)
-        assert raised.value.code.code == "PGRST204" and "nope" in raised.value.message
+        assert raised.value.code.code == "42703" and "nope" in raised.value.message
 
 
 SELECTS = [
